@@ -1,0 +1,269 @@
+"""The language of the shapes world: captions, VQA questions and matching statements.
+
+Every function here takes the objects of one image as dicts with the keys `shape`,
+`colour`, `size` and `position` (listed in reading order: top to bottom, then left
+to right) and a `numpy.random.Generator`, so the text is as deterministic as the
+images. `datasets/shapes.py` draws the images and writes the files.
+
+Two properties hold by construction:
+
+* every caption names every object's colour and shape, as `<colour> <shape>`;
+* a false matching statement is a true one with exactly one attribute (colour,
+  shape or position) of one object changed to another value that keeps the scene
+  possible, so true and false statements follow the same distribution and the text
+  alone carries no information about the label.
+"""
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+SHAPES = ("circle", "square", "triangle")
+COLOURS = ("red", "green", "blue", "yellow", "purple", "cyan")
+SIZES = ("small", "large")
+# Cells of the 3x3 grid in reading order; a position's index is row * 3 + column.
+POSITIONS = (
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "center",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
+LOCATION_PHRASES = {
+    "top left": "in the top left",
+    "top": "at the top",
+    "top right": "in the top right",
+    "left": "on the left",
+    "center": "in the center",
+    "right": "on the right",
+    "bottom left": "in the bottom left",
+    "bottom": "at the bottom",
+    "bottom right": "in the bottom right",
+}
+NUMBER_WORDS = ("zero", "one", "two", "three")
+CAPTIONS_PER_IMAGE = 5
+QUESTIONS_PER_IMAGE = 3
+
+Object = dict[str, Any]
+
+
+def reading_order(objects: Sequence[Object]) -> list[Object]:
+    """Sorts objects top to bottom, then left to right."""
+    return sorted(objects, key=lambda item: POSITIONS.index(item["position"]))
+
+
+def describe(item: Object, *, with_size: bool = True, with_location: bool = True) -> str:
+    """Names one object, e.g. `a large red circle in the top left`."""
+    words = ["a", item["size"]] if with_size else ["a"]
+    words += [item["colour"], item["shape"]]
+    if with_location:
+        words.append(LOCATION_PHRASES[item["position"]])
+    return " ".join(words)
+
+
+def _join(phrases: Sequence[str], with_commas: bool) -> str:
+    if with_commas and len(phrases) > 2:
+        return ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    return " and ".join(phrases)
+
+
+def canonical_caption(objects: Sequence[Object]) -> str:
+    """The caption every image has first, with sizes and locations in reading order.
+
+    Example: `a large red circle in the top left and a small blue square in the center`.
+    """
+    return _join([describe(item) for item in reading_order(objects)], with_commas=True)
+
+
+def _relation(first: Object, second: Object, flipped: bool, with_size: bool) -> str:
+    """`first` comes before `second` in reading order, so it is above or to the left."""
+    first_row, first_column = divmod(POSITIONS.index(first["position"]), 3)
+    second_row, second_column = divmod(POSITIONS.index(second["position"]), 3)
+    if first_row < second_row:
+        words = ("above", "below")
+    elif first_column < second_column:
+        words = ("to the left of", "to the right of")
+    else:
+        raise ValueError(
+            f"objects at {first['position']!r} and {second['position']!r} are not in reading order"
+        )
+    if flipped:
+        first, second, word = second, first, words[1]
+    else:
+        word = words[0]
+    return " ".join(
+        [
+            describe(first, with_size=with_size, with_location=False),
+            word,
+            describe(second, with_size=with_size, with_location=False),
+        ]
+    )
+
+
+def caption_candidates(objects: Sequence[Object]) -> dict[str, list[str]]:
+    """Every non-canonical caption of the image, grouped by template and deduplicated."""
+    objects = reading_order(objects)
+    count = len(objects)
+    noun = "shape" if count == 1 else "shapes"
+    seen = {canonical_caption(objects)}
+    candidates: dict[str, list[str]] = {
+        "list": [],
+        "there is": [],
+        "image with": [],
+        "count": [],
+        "relation": [],
+    }
+
+    def add(kind: str, caption: str) -> None:
+        if caption not in seen:
+            seen.add(caption)
+            candidates[kind].append(caption)
+
+    for with_size, with_commas in itertools.product((True, False), (False, True)):
+        listed = _join([describe(item, with_size=with_size) for item in objects], with_commas)
+        add("list", listed)
+        add("there is", f"there is {listed}")
+        add("image with", f"an image with {listed}")
+        add("count", f"{NUMBER_WORDS[count]} {noun}: {listed}")
+        for first_index, second_index in itertools.combinations(range(count), 2):
+            others = [
+                item
+                for index, item in enumerate(objects)
+                if index not in (first_index, second_index)
+            ]
+            for flipped in (False, True):
+                phrase = _relation(objects[first_index], objects[second_index], flipped, with_size)
+                tail = [describe(item, with_size=with_size) for item in others]
+                add("relation", _join([phrase, *tail], with_commas))
+    return {kind: captions for kind, captions in candidates.items() if captions}
+
+
+def make_captions(objects: Sequence[Object], rng: np.random.Generator) -> list[str]:
+    """Five distinct captions: the canonical one, then four from random templates.
+
+    A template is drawn uniformly among those that still have an unused caption,
+    then a caption uniformly within it, so no template dominates the references.
+    """
+    captions = [canonical_caption(objects)]
+    candidates = caption_candidates(objects)
+    while len(captions) < CAPTIONS_PER_IMAGE:
+        kinds = sorted(kind for kind, remaining in candidates.items() if remaining)
+        if not kinds:
+            raise ValueError(f"too few distinct captions for objects {list(objects)}")
+        remaining = candidates[kinds[rng.integers(len(kinds))]]
+        captions.append(remaining.pop(rng.integers(len(remaining))))
+    return captions
+
+
+def _exists_question(objects: Sequence[Object], rng: np.random.Generator) -> tuple[str, str]:
+    present = {(item["colour"], item["shape"]) for item in objects}
+    if rng.random() < 0.5:
+        colour, shape = sorted(present)[rng.integers(len(present))]
+        return f"is there a {colour} {shape}?", "yes"
+    absent = [pair for pair in itertools.product(COLOURS, SHAPES) if pair not in present]
+    near_misses = [
+        (colour, shape)
+        for colour, shape in absent
+        if any(colour == c or shape == s for c, s in present)
+    ]
+    pool = near_misses if near_misses and rng.random() < 0.5 else absent
+    colour, shape = pool[rng.integers(len(pool))]
+    return f"is there a {colour} {shape}?", "no"
+
+
+def make_questions(objects: Sequence[Object], rng: np.random.Generator) -> list[tuple[str, str]]:
+    """Up to three (question, answer) pairs of distinct kinds, each answerable from the image.
+
+    Kinds: the colour of a shape that occurs exactly once, the number of shapes, the
+    shape in an occupied cell, whether a colour-shape pair is present (yes and no
+    equally likely) and where a (unique) colour-shape pair is.
+    """
+    shape_counts = {shape: sum(item["shape"] == shape for item in objects) for shape in SHAPES}
+    unique_shapes = [item for item in objects if shape_counts[item["shape"]] == 1]
+
+    def pick(items: Sequence[Object]) -> Object:
+        return items[rng.integers(len(items))]
+
+    def colour_of_shape() -> tuple[str, str]:
+        item = pick(unique_shapes)
+        return f"what colour is the {item['shape']}?", item["colour"]
+
+    def how_many() -> tuple[str, str]:
+        return "how many shapes are there?", str(len(objects))
+
+    def shape_at() -> tuple[str, str]:
+        item = pick(objects)
+        return f"what shape is {LOCATION_PHRASES[item['position']]}?", item["shape"]
+
+    def where_is() -> tuple[str, str]:
+        item = pick(objects)
+        return f"where is the {item['colour']} {item['shape']}?", item["position"]
+
+    kinds = [how_many, shape_at, where_is, lambda: _exists_question(objects, rng)]
+    if unique_shapes:
+        kinds.insert(0, colour_of_shape)
+    order = rng.permutation(len(kinds))[:QUESTIONS_PER_IMAGE]
+    return [kinds[index]() for index in sorted(order)]
+
+
+def fact(item: Object) -> str:
+    """A single statement about one object, e.g. `there is a red circle on the left`."""
+    return f"there is {describe(item, with_size=False)}"
+
+
+def perturb(
+    objects: Sequence[Object], rng: np.random.Generator, *, keep_scene_valid: bool
+) -> list[Object]:
+    """Changes exactly one attribute (colour, shape or position) of one object.
+
+    With `keep_scene_valid`, the new value keeps the scene one the generator could
+    have drawn (cells distinct, colour-shape pairs distinct), so that the changed
+    scene follows the same distribution as real ones; the result is in reading order.
+    """
+    choices = []
+    for index, item in enumerate(objects):
+        others = [other for position, other in enumerate(objects) if position != index]
+        taken_pairs = {(other["colour"], other["shape"]) for other in others}
+        taken_cells = {other["position"] for other in others} if keep_scene_valid else set()
+        options = {
+            "colour": [
+                c
+                for c in COLOURS
+                if c != item["colour"]
+                and not (keep_scene_valid and (c, item["shape"]) in taken_pairs)
+            ],
+            "shape": [
+                s
+                for s in SHAPES
+                if s != item["shape"]
+                and not (keep_scene_valid and (item["colour"], s) in taken_pairs)
+            ],
+            "position": [p for p in POSITIONS if p != item["position"] and p not in taken_cells],
+        }
+        choices += [(index, key, values) for key, values in options.items() if values]
+    index, key, values = choices[rng.integers(len(choices))]
+    changed = [dict(item) for item in objects]
+    changed[index][key] = values[rng.integers(len(values))]
+    return reading_order(changed)
+
+
+def make_matching(objects: Sequence[Object], rng: np.random.Generator) -> list[tuple[str, str]]:
+    """One true and one false statement of the same form, in random order.
+
+    The form is the canonical caption or a single fact (half the images each).
+    """
+    if rng.random() < 0.5:
+        true_text = canonical_caption(objects)
+        false_text = canonical_caption(perturb(objects, rng, keep_scene_valid=True))
+    else:
+        item = objects[rng.integers(len(objects))]
+        true_text = fact(item)
+        false_text = fact(perturb([item], rng, keep_scene_valid=False)[0])
+    pairs = [(true_text, "match"), (false_text, "mismatch")]
+    return pairs if rng.random() < 0.5 else pairs[::-1]

@@ -1,0 +1,57 @@
+"""Show and Tell (Vinyals et al. 2015): CNN encoder, LSTM decoder with the image as step 0."""
+
+import keras
+from keras import layers
+
+from layers import ImageTextAlignmentLSTM, SmallCNNEncoder
+from models.registry import register_model
+
+
+def build_image_encoder(image_size: int, feature_dim: int, name: str = "image_encoder"):
+    images = keras.Input((image_size, image_size, 3), name="image")
+    features = SmallCNNEncoder(output_dim=feature_dim, name="cnn")(images)
+    return keras.Model(images, {"image_features": features["pooled"]}, name=name)
+
+
+@register_model(
+    "show_and_tell",
+    task="captioning",
+    description="CNN encoder -> LSTM decoder, image as the first step; greedy or beam search.",
+)
+def build_show_and_tell(
+    *,
+    vocabulary_size: int,
+    sequence_length: int,
+    image_size: int = 64,
+    feature_dim: int = 256,
+    embedding_dim: int = 128,
+    units: int = 256,
+    dropout: float = 0.2,
+) -> keras.Model:
+    """Builds the teacher-forced captioner.
+
+    The model maps {"image": [B, S, S, 3], "tokens": [B, T]} (the caption without
+    its last token) to next-token logits [B, T, vocabulary_size]. It nests two
+    models that decoding and export reuse: "image_encoder" (image -> features)
+    and "caption_decoder" (features + tokens -> logits).
+    """
+    image_encoder = build_image_encoder(image_size, feature_dim)
+
+    image_features = keras.Input((feature_dim,), name="image_features")
+    tokens = keras.Input((sequence_length - 1,), dtype="int32", name="tokens")
+    embedded = layers.Embedding(vocabulary_size, embedding_dim, name="token_embedding")(tokens)
+    embedded = layers.Dropout(dropout)(embedded)
+    aligned = ImageTextAlignmentLSTM(units, embedding_dim, unroll=True, name="alignment_lstm")(
+        image_features, embedded, mask=keras.ops.not_equal(tokens, 0)
+    )
+    aligned = layers.Dropout(dropout)(aligned)
+    logits = layers.Dense(vocabulary_size, dtype="float32", name="next_token")(aligned)
+    caption_decoder = keras.Model(
+        {"image_features": image_features, "tokens": tokens}, logits, name="caption_decoder"
+    )
+
+    images = keras.Input((image_size, image_size, 3), name="image")
+    caption_tokens = keras.Input((sequence_length - 1,), dtype="int32", name="tokens")
+    features = image_encoder(images)
+    outputs = caption_decoder({**features, "tokens": caption_tokens})
+    return keras.Model({"image": images, "tokens": caption_tokens}, outputs, name="show_and_tell")

@@ -1,0 +1,37 @@
+"""Writes a serving module as a new SavedModel version in the TF Serving layout."""
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import tensorflow as tf
+
+from serving.versions import next_version_dir, publish
+
+
+def export_saved_model(
+    module: tf.Module,
+    export_dir: str | Path,
+    extra_files: Mapping[str, object] | None = None,
+) -> Path:
+    """Saves `module` with its `signatures()` to export_dir/<next version>/.
+
+    The SavedModel is written to a hidden staging folder and renamed into place
+    when complete, so a crash never leaves a version TF Serving would load half
+    written. `extra_files` (name -> JSON-able object, or str for text) go to
+    assets.extra/, which TF Serving ignores when loading.
+    """
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    version_dir = next_version_dir(export_dir)
+    staging_dir = export_dir / f".staging-{version_dir.name}-{os.getpid()}"
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    tf.saved_model.save(module, str(staging_dir), signatures=module.signatures())
+    extra_dir = staging_dir / "assets.extra"
+    extra_dir.mkdir(exist_ok=True)
+    for name, content in (extra_files or {}).items():
+        text = content if isinstance(content, str) else json.dumps(content, indent=2)
+        (extra_dir / name).write_text(text, encoding="utf-8")
+    return publish(staging_dir, version_dir)

@@ -1,0 +1,130 @@
+"""Captioning: teacher-forced training, BLEU/CIDEr-D evaluation, image_bytes -> caption export."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from datasets.examples import CaptionExamples
+from datasets.pipeline import image_dataset, image_text_dataset
+from datasets.text import PAD_ID, WordVocabulary
+from evaluation.captioning import caption_metrics, captioning_baseline
+from serving.guards import images_from_bytes
+from tasks.caption_decoding import beam_search_decode
+from tasks.evaluation_result import EvaluationResult
+from tasks.options import TaskOptions
+
+NAME = "captioning"
+
+
+def build_vocabulary(train: CaptionExamples, options: TaskOptions) -> WordVocabulary:
+    return WordVocabulary.from_texts(train.all_captions(), max_size=options.max_vocabulary_size)
+
+
+def model_arguments(vocabulary: WordVocabulary, options: TaskOptions) -> dict:
+    return {
+        "vocabulary_size": vocabulary.size,
+        "sequence_length": options.sequence_length,
+        "image_size": options.image_size,
+    }
+
+
+def make_dataset(
+    examples: CaptionExamples, vocabulary: WordVocabulary, options: TaskOptions, training: bool
+) -> tf.data.Dataset:
+    """(image, caption) pairs -> ({"image", "tokens"}, next tokens, weights that mask padding)."""
+
+    def to_teacher_forcing(batch):
+        tokens = vocabulary.encode(batch["text"], options.sequence_length, add_start_end=True)
+        targets = tokens[:, 1:]
+        weights = tf.cast(tf.not_equal(targets, PAD_ID), tf.float32)
+        return {"image": batch["image"], "tokens": tokens[:, :-1]}, targets, weights
+
+    paths, texts, _ = examples.pairs()
+    return image_text_dataset(
+        paths,
+        texts,
+        image_size=options.image_size,
+        batch_size=options.batch_size,
+        batch_transform=to_teacher_forcing,
+        training=training,
+        seed=options.seed,
+    )
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+    )
+
+
+class CaptionGenerator(tf.Module):
+    """Image -> caption, used both for evaluation and as the exported serving module.
+
+    Args:
+        model: a captioning model nesting "image_encoder" and "caption_decoder".
+        vocabulary: the vocabulary the model was trained with.
+        options: image size, sequence length and beam size.
+    """
+
+    def __init__(self, model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+        super().__init__(name="caption_generator")
+        self.image_encoder = model.get_layer("image_encoder")
+        self.caption_decoder = model.get_layer("caption_decoder")
+        self.vocabulary = vocabulary
+        self.image_size = options.image_size
+        self.steps = options.sequence_length - 1
+        self.beam_size = options.beam_size
+
+    @tf.function
+    def generate(self, images: tf.Tensor) -> tf.Tensor:
+        """float32 [B, S, S, 3] -> caption strings [B]."""
+        features = self.image_encoder(images, training=False)
+        ids = beam_search_decode(self.caption_decoder, features, self.steps, self.beam_size)
+        return self.vocabulary.decode(ids)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve(self, image_bytes: tf.Tensor) -> dict:
+        return {"caption": self.generate(images_from_bytes(image_bytes, self.image_size))}
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.serve}
+
+
+def generate_captions(
+    generator: CaptionGenerator, image_paths: list[str], options: TaskOptions
+) -> list[str]:
+    captions = []
+    for images in image_dataset(image_paths, image_size=options.image_size, batch_size=128):
+        captions.extend(text.decode("utf-8") for text in generator.generate(images).numpy())
+    return captions
+
+
+def evaluate(
+    model: keras.Model,
+    examples: CaptionExamples,
+    vocabulary: WordVocabulary,
+    train: CaptionExamples,
+    options: TaskOptions,
+) -> EvaluationResult:
+    """BLEU-1..4 and CIDEr-D of generated captions against every reference caption."""
+    generator = CaptionGenerator(model, vocabulary, options)
+    predictions = generate_captions(generator, examples.image_paths, options)
+    references = dict(enumerate(examples.captions))
+    metrics = caption_metrics(references, dict(enumerate(predictions)))
+    baseline = captioning_baseline(train.all_captions(), references)
+    picks = np.linspace(0, len(examples) - 1, num=min(3, len(examples)), dtype=int)
+    samples = [
+        {
+            "image": examples.image_paths[i],
+            "generated": predictions[i],
+            "reference": examples.captions[i][0],
+        }
+        for i in picks
+    ]
+    return EvaluationResult(metrics, baseline, "most frequent training caption", samples)
+
+
+def serving_module(model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+    return CaptionGenerator(model, vocabulary, options)

@@ -1,0 +1,24 @@
+"""Settings that every task reads, taken from the command line."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What a task needs to shape data, build its model and export it.
+
+    Attributes:
+        image_size: side of the square model input, in pixels.
+        batch_size: global batch size.
+        sequence_length: tokens per text, including <start>/<end> for captions.
+        max_vocabulary_size: cap on the word vocabulary, reserved tokens included.
+        beam_size: beams for caption decoding (1 is greedy).
+        seed: shuffling seed.
+    """
+
+    image_size: int = 64
+    batch_size: int = 64
+    sequence_length: int = 32
+    max_vocabulary_size: int = 10000
+    beam_size: int = 1
+    seed: int = 0

@@ -1,0 +1,146 @@
+"""Image-text retrieval: contrastive training, Recall@K evaluation, embedding export."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from datasets.examples import CaptionExamples
+from datasets.pipeline import image_dataset, image_text_dataset
+from datasets.text import WordVocabulary
+from evaluation.retrieval import chance_recalls, retrieval_recalls
+from models.losses import SymmetricContrastiveLoss
+from serving.guards import batch_of_strings, images_from_bytes, same_batch_size
+from tasks import captioning
+from tasks.evaluation_result import EvaluationResult
+from tasks.options import TaskOptions
+
+NAME = "retrieval"
+ENCODE_BATCH_SIZE = 256
+
+build_vocabulary = captioning.build_vocabulary
+model_arguments = captioning.model_arguments
+
+
+def make_dataset(
+    examples: CaptionExamples, vocabulary: WordVocabulary, options: TaskOptions, training: bool
+) -> tf.data.Dataset:
+    """(image, caption) pairs -> ({"image", "tokens"}, dummy target): targets are the diagonal."""
+
+    def to_pairs(batch):
+        tokens = vocabulary.encode(batch["text"], options.sequence_length)
+        return {"image": batch["image"], "tokens": tokens}, tf.zeros_like(tokens[:, 0])
+
+    paths, texts, _ = examples.pairs()
+    return image_text_dataset(
+        paths,
+        texts,
+        image_size=options.image_size,
+        batch_size=options.batch_size,
+        batch_transform=to_pairs,
+        training=training,
+        seed=options.seed,
+    )
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=SymmetricContrastiveLoss())
+
+
+class RetrievalEncoders(tf.Module):
+    """The two towers behind the retrieval signatures, also used for evaluation.
+
+    Args:
+        model: a retrieval model nesting "image_encoder" and "text_encoder".
+        vocabulary: the vocabulary the model was trained with.
+        options: image size and text length.
+    """
+
+    def __init__(self, model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+        super().__init__(name="retrieval_encoders")
+        self.image_encoder = model.get_layer("image_encoder")
+        self.text_encoder = model.get_layer("text_encoder")
+        self.vocabulary = vocabulary
+        self.image_size = options.image_size
+        self.sequence_length = options.sequence_length
+
+    @tf.function
+    def embed_images(self, images: tf.Tensor) -> tf.Tensor:
+        return tf.cast(self.image_encoder(images, training=False), tf.float32)
+
+    @tf.function
+    def embed_texts(self, texts: tf.Tensor) -> tf.Tensor:
+        tokens = self.vocabulary.encode(texts, self.sequence_length)
+        return tf.cast(self.text_encoder(tokens, training=False), tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def encode_image(self, image_bytes):
+        return {"embedding": self.embed_images(images_from_bytes(image_bytes, self.image_size))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def encode_text(self, text):
+        return {"embedding": self.embed_texts(batch_of_strings(text, "text"))}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
+            tf.TensorSpec([None], tf.string, name="text"),
+        ]
+    )
+    def score(self, image_bytes, text):
+        """Cosine similarity of each image with the text at the same position."""
+        text = batch_of_strings(text, "text")
+        same_batch_size(image_bytes, text, "image_bytes and text")
+        images = self.encode_image(image_bytes)["embedding"]
+        return {"score": tf.reduce_sum(images * self.embed_texts(text), axis=-1)}
+
+    def signatures(self) -> dict:
+        return {
+            "serving_default": self.score,
+            "encode_image": self.encode_image,
+            "encode_text": self.encode_text,
+        }
+
+
+def embed_examples(encoders: RetrievalEncoders, examples: CaptionExamples, options: TaskOptions):
+    """Returns (image embeddings [N, D], text embeddings [M, D], image index of each text)."""
+    images = np.concatenate(
+        [
+            encoders.embed_images(batch).numpy()
+            for batch in image_dataset(
+                examples.image_paths, image_size=options.image_size, batch_size=ENCODE_BATCH_SIZE
+            )
+        ]
+    )
+    _, texts, text_image_index = examples.pairs()
+    text_batches = tf.data.Dataset.from_tensor_slices(texts).batch(ENCODE_BATCH_SIZE)
+    embedded_texts = np.concatenate([encoders.embed_texts(batch).numpy() for batch in text_batches])
+    return images, embedded_texts, np.asarray(text_image_index)
+
+
+def evaluate(
+    model: keras.Model,
+    examples: CaptionExamples,
+    vocabulary: WordVocabulary,
+    train: CaptionExamples,
+    options: TaskOptions,
+) -> EvaluationResult:
+    """Recall@1/5/10, text->image and image->text, over the whole split."""
+    encoders = RetrievalEncoders(model, vocabulary, options)
+    images, texts, text_image_index = embed_examples(encoders, examples, options)
+    metrics = retrieval_recalls(images, texts, text_image_index)
+    baseline = chance_recalls(len(examples), text_image_index)
+    _, captions, _ = examples.pairs()
+    best = np.argmax(texts[:3] @ images.T, axis=1)
+    samples = [
+        {
+            "text": captions[i],
+            "retrieved": examples.image_paths[best[i]],
+            "expected": examples.image_paths[text_image_index[i]],
+        }
+        for i in range(min(3, len(captions)))
+    ]
+    return EvaluationResult(metrics, baseline, "chance (random ranking)", samples)
+
+
+def serving_module(model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+    return RetrievalEncoders(model, vocabulary, options)

@@ -1,0 +1,137 @@
+"""Every registered model: forward pass, a few fit steps lower the loss, export, reload alone.
+
+Parametrised over the registry, so a newly registered model is covered by adding it.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from datasets.coco_captions import read_coco_captions
+from models import get_model_spec, model_names
+from serving.export import export_saved_model
+from tasks import get_task
+from tasks.options import TaskOptions
+
+OPTIONS = TaskOptions(image_size=64, batch_size=8, sequence_length=16, beam_size=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_shapes_world):
+    """Per model name: (model, task, vocabulary, train examples, losses before/after)."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            keras.utils.set_random_seed(0)
+            spec = get_model_spec(name)
+            task = get_task(spec.task)
+            train = read_coco_captions(tiny_shapes_world / "captions_train.json")
+            vocabulary = task.build_vocabulary(train, OPTIONS)
+            model = spec.builder(**task.model_arguments(vocabulary, OPTIONS))
+            task.compile_model(model, 3e-3)
+            batches = task.make_dataset(train, vocabulary, OPTIONS, training=False).take(2).cache()
+            before = model.evaluate(batches, verbose=0, return_dict=True)["loss"]
+            model.fit(batches.repeat(), steps_per_epoch=30, epochs=1, verbose=0)
+            after = model.evaluate(batches, verbose=0, return_dict=True)["loss"]
+            cache[name] = (model, task, vocabulary, train, before, after)
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_forward_pass_shapes(name, trained):
+    model, task, vocabulary, train, _, _ = trained(name)
+    inputs, *_ = next(iter(task.make_dataset(train, vocabulary, OPTIONS, training=False)))
+    outputs = model(inputs, training=False)
+    batch = inputs["image"].shape[0]
+    if task.NAME == "captioning":
+        assert outputs.shape == (batch, OPTIONS.sequence_length - 1, vocabulary.size)
+    else:
+        assert outputs.shape == (batch, batch)
+    assert np.all(np.isfinite(outputs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", model_names())
+def test_a_few_fit_steps_lower_the_loss(name, trained):
+    *_, before, after = trained(name)
+    assert after < 0.7 * before, f"{name}: loss {before:.4f} -> {after:.4f}"
+
+
+RELOAD_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    export, image_path, text = sys.argv[1:4]
+    loaded = tf.saved_model.load(export)
+    image = tf.io.read_file(image_path)
+    images = tf.stack([image, image])
+    texts = tf.constant([text, "a blue circle"])
+    results = {}
+    for name, signature in loaded.signatures.items():
+        inputs = signature.structured_input_signature[1]
+        feed = {key: images if key == "image_bytes" else texts for key in inputs}
+        outputs = signature(**feed)
+        results[name] = {key: value.numpy().tolist() if value.dtype != tf.string
+                         else [s.decode() for s in value.numpy()] for key, value in outputs.items()}
+    project = [m for m in ("models", "layers", "datasets", "tasks", "serving") if m in sys.modules]
+    print(json.dumps({"results": results, "project_modules": project}))
+    """
+)
+
+
+def reload_in_fresh_process(export_dir, image_path, text, cwd):
+    completed = subprocess.run(
+        [sys.executable, "-c", RELOAD_SCRIPT, str(export_dir), str(image_path), text],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", model_names())
+def test_export_reloads_in_a_process_that_imports_only_tensorflow(name, trained, tmp_path):
+    model, task, vocabulary, train, _, _ = trained(name)
+    module = task.serving_module(model, vocabulary, OPTIONS)
+    version_dir = export_saved_model(module, tmp_path / name)
+    assert version_dir.name == "1"
+    image_path = train.image_paths[0]
+    text = train.captions[0][0]
+    reloaded = reload_in_fresh_process(version_dir, image_path, text, cwd=tmp_path)
+    assert reloaded["project_modules"] == []
+    results = reloaded["results"]
+
+    images = tf.stack([tf.io.read_file(image_path)] * 2)
+    texts = tf.constant([text, "a blue circle"])
+    if task.NAME == "captioning":
+        assert set(results) == {"serving_default"}
+        captions = results["serving_default"]["caption"]
+        assert captions == [c.decode() for c in module.serve(images)["caption"].numpy()]
+        assert len(captions) == 2 and captions[0] == captions[1]
+    else:
+        assert set(results) == {"serving_default", "encode_image", "encode_text"}
+        image_embedding = np.array(results["encode_image"]["embedding"])
+        text_embedding = np.array(results["encode_text"]["embedding"])
+        np.testing.assert_allclose(np.linalg.norm(image_embedding, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(text_embedding, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(
+            image_embedding, module.encode_image(images)["embedding"], atol=1e-5
+        )
+        np.testing.assert_allclose(
+            text_embedding, module.encode_text(texts)["embedding"], atol=1e-5
+        )
+        expected_scores = np.sum(image_embedding * text_embedding, axis=1)
+        np.testing.assert_allclose(results["serving_default"]["score"], expected_scores, atol=1e-5)
+    assert export_saved_model(module, tmp_path / name).name == "2"

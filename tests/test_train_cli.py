@@ -1,0 +1,78 @@
+"""The command line: listing, errors, and one real train -> evaluate -> export run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import train
+from models import model_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, env_extra=None, timeout=600):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_list_models_prints_name_task_and_description(capsys):
+    assert train.main(["--list-models"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == model_names()
+    assert "captioning" in lines[model_names().index("show_and_tell")]
+    assert all(len(line.split()) > 3 for line in lines)
+
+
+def test_unknown_model_lists_the_valid_names(capsys):
+    assert train.main(["--model", "nope"]) == 2
+    error = capsys.readouterr().err
+    assert "Unknown model 'nope'" in error
+    assert all(name in error for name in model_names())
+
+
+def test_bad_flag_values_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--model", "dual_encoder", "--epochs", "0"])
+    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_evaluate_export_end_to_end(tiny_shapes_world, tmp_path):
+    export_dir = tmp_path / "exports"
+    args = [
+        "--model",
+        "dual_encoder",
+        "--dataset",
+        "shapes:48,8,8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--export-dir",
+        str(export_dir),
+        "--logdir",
+        str(tmp_path / "tb"),
+    ]
+    env = {"MMZOO_DATA_DIR": str(tiny_shapes_world.parent)}
+    completed = run_cli(*args, env_extra=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "text_to_image_r@5" in completed.stdout and "baseline" in completed.stdout
+    metrics = json.loads((export_dir / "1" / "assets.extra" / "metrics.json").read_text())
+    assert metrics["model"] == "dual_encoder"
+    assert set(metrics["metrics"]) == set(metrics["baseline"])
+    assert (export_dir / "1" / "saved_model.pb").exists()
+    assert (export_dir / "1" / "assets.extra" / "vocabulary.txt").read_text().startswith("<pad>")
+    assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert run_cli(*args, env_extra=env).returncode == 0
+    assert sorted(p.name for p in export_dir.iterdir()) == ["1", "2"]

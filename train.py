@@ -1,0 +1,199 @@
+"""Train, evaluate and export one model of the zoo by name.
+
+python train.py --list-models
+python train.py --model show_and_tell            # built-in shapes data, then export
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FLAG_DEFAULTS = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list-models", action="store_true", help="print the models and exit")
+    parser.add_argument("--model", help="registered model name (see --list-models)")
+    parser.add_argument(
+        "--dataset",
+        default="shapes",
+        help="shapes | shapes:TRAIN,VAL,TEST | a COCO captions .json | a .csv/.jsonl",
+    )
+    parser.add_argument("--val-dataset", help="validation data (default: 10%% held out of train)")
+    parser.add_argument("--test-dataset", help="evaluation data (default: the validation data)")
+    parser.add_argument("--image-dir", help="folder the dataset's image names are relative to")
+    parser.add_argument("--epochs", type=int, help="default: the model's own")
+    parser.add_argument("--batch-size", type=int, help="global batch size; default: the model's")
+    parser.add_argument("--learning-rate", type=float, help="default: the model's own")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--sequence-length", type=int, default=32, help="tokens per text")
+    parser.add_argument("--max-vocabulary-size", type=int, default=10000)
+    parser.add_argument("--beam-size", type=int, default=3, help="caption beams (1 = greedy)")
+    parser.add_argument("--strategy", default="auto", help="auto|default|one_device|mirrored")
+    parser.add_argument("--export-dir", help="default: saved_models/<model>")
+    parser.add_argument("--no-export", action="store_true", help="train and evaluate only")
+    parser.add_argument("--logdir", help="write TensorBoard logs here")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not args.list_models and not args.model:
+        parser.error("--model is required (or --list-models)")
+    for flag in ("epochs", "batch_size", "image_size", "sequence_length", "beam_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.sequence_length < 3:
+        parser.error(f"--sequence-length must be >= 3, got {args.sequence_length}")
+    return args
+
+
+def list_models() -> str:
+    from models import get_model_spec, model_names
+
+    specs = [get_model_spec(name) for name in model_names()]
+    width = max(len(spec.name) for spec in specs)
+    return "\n".join(f"{spec.name:<{width}}  {spec.task:<14}  {spec.description}" for spec in specs)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Trains, evaluates and exports; returns the evaluation summary."""
+    import keras
+
+    from datasets.sources import load_caption_splits
+    from evaluation.report import format_metrics_table, write_metrics_json
+    from models import get_model_spec
+    from serving.export import export_saved_model
+    from tasks import get_task
+    from tasks.options import TaskOptions
+    from training.strategy import make_strategy
+    from training.timing import TrainingTimer
+
+    spec = get_model_spec(args.model)
+    task = get_task(spec.task)
+    settings = {**FLAG_DEFAULTS, **spec.training_defaults}
+    for flag in FLAG_DEFAULTS:
+        if getattr(args, flag) is not None:
+            settings[flag] = getattr(args, flag)
+    keras.utils.set_random_seed(args.seed)
+    options = TaskOptions(
+        image_size=args.image_size,
+        batch_size=int(settings["batch_size"]),
+        sequence_length=args.sequence_length,
+        max_vocabulary_size=args.max_vocabulary_size,
+        beam_size=args.beam_size,
+        seed=args.seed,
+    )
+
+    splits = load_caption_splits(
+        args.dataset, args.val_dataset, args.test_dataset, seed=args.seed, image_dir=args.image_dir
+    )
+    for split, examples in splits.items():
+        print(f"{split}: {len(examples)} images from {examples.source}")
+    vocabulary = task.build_vocabulary(splits["train"], options)
+    print(f"vocabulary: {vocabulary.size} tokens (from the training split only)")
+
+    strategy = make_strategy(args.strategy)
+    print(
+        f"strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s), "
+        f"{options.batch_size // strategy.num_replicas_in_sync} examples per replica"
+    )
+    with strategy.scope():
+        model = spec.builder(**task.model_arguments(vocabulary, options))
+        task.compile_model(model, settings["learning_rate"])
+    train_data = task.make_dataset(splits["train"], vocabulary, options, training=True)
+    val_data = task.make_dataset(splits["val"], vocabulary, options, training=False)
+
+    timer = TrainingTimer()
+    callbacks = [timer, keras.callbacks.TerminateOnNaN()]
+    if args.logdir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=args.logdir))
+    model.fit(
+        train_data, validation_data=val_data, epochs=int(settings["epochs"]), callbacks=callbacks
+    )
+    print(f"training took {timer.seconds:.1f} s ({timer.steps} steps)")
+
+    started = time.perf_counter()
+    result = task.evaluate(model, splits["test"], vocabulary, splits["train"], options)
+    evaluation_seconds = time.perf_counter() - started
+    print()
+    print(
+        format_metrics_table(
+            result.metrics,
+            result.baseline,
+            title=f"{spec.name} on {splits['test'].source} (baseline: {result.baseline_name})",
+        )
+    )
+    for sample in result.samples:
+        print("  " + json.dumps(sample))
+
+    summary = {
+        "model": spec.name,
+        "task": spec.task,
+        "dataset": args.dataset,
+        "test_split": splits["test"].source,
+        "metrics": result.metrics,
+        "baseline": result.baseline,
+        "baseline_name": result.baseline_name,
+        "training_seconds": round(timer.seconds, 1),
+        "evaluation_seconds": round(evaluation_seconds, 1),
+        "settings": {**settings, **vars(args)},
+        "vocabulary_size": vocabulary.size,
+        "git_commit": git_commit(),
+    }
+    if not args.no_export:
+        export_dir = Path(args.export_dir or Path("saved_models") / spec.name)
+        version_dir = export_saved_model(
+            task.serving_module(model, vocabulary, options),
+            export_dir,
+            extra_files={"vocabulary.txt": vocabulary.to_text()},
+        )
+        metrics_path = write_metrics_json(
+            version_dir / "assets.extra" / "metrics.json",
+            model=spec.name,
+            task=spec.task,
+            split=splits["test"].source,
+            metrics=result.metrics,
+            baseline=result.baseline,
+            extra={
+                key: value for key, value in summary.items() if key not in ("metrics", "baseline")
+            },
+        )
+        summary["export"] = str(version_dir)
+        print(f"\nexported {spec.name} to {version_dir} (metrics: {metrics_path})")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list_models:
+        print(list_models())
+        return 0
+    try:
+        run(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
