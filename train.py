@@ -127,7 +127,11 @@ def run(args: argparse.Namespace) -> dict:
     if args.logdir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=args.logdir))
     model.fit(
-        train_data, validation_data=val_data, epochs=int(settings["epochs"]), callbacks=callbacks
+        train_data,
+        validation_data=val_data,
+        epochs=int(settings["epochs"]),
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles
     )
     print(f"training took {timer.seconds:.1f} s ({timer.steps} steps)")
 

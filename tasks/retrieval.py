@@ -31,6 +31,11 @@ def make_dataset(
         return {"image": batch["image"], "tokens": tokens}, tf.zeros_like(tokens[:, 0])
 
     paths, texts, _ = examples.pairs()
+    if not training:
+        # Captions of one image are adjacent; spread them so a batch holds few duplicates
+        # (each duplicate is a false negative for the in-batch loss).
+        order = np.random.default_rng(options.seed).permutation(len(paths))
+        paths, texts = [paths[i] for i in order], [texts[i] for i in order]
     return image_text_dataset(
         paths,
         texts,
