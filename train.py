@@ -14,6 +14,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from training.strategy import STRATEGIES  # noqa: E402  (after the TF log level is set)
+
 FLAG_DEFAULTS = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3}
 
 
@@ -36,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sequence-length", type=int, default=32, help="tokens per text")
     parser.add_argument("--max-vocabulary-size", type=int, default=10000)
     parser.add_argument("--beam-size", type=int, default=3, help="caption beams (1 = greedy)")
-    parser.add_argument("--strategy", default="auto", help="auto|default|one_device|mirrored")
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--export-dir", help="default: saved_models/<model>")
     parser.add_argument("--no-export", action="store_true", help="train and evaluate only")
     parser.add_argument("--logdir", help="write TensorBoard logs here")

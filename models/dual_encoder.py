@@ -10,6 +10,7 @@ from models.registry import register_model
     "dual_encoder",
     task="retrieval",
     description="CNN + LSTM towers, projection heads, symmetric InfoNCE, learnable temperature.",
+    training_defaults={"epochs": 3, "batch_size": 64, "learning_rate": 1e-3},
 )
 def build_dual_encoder(
     *,

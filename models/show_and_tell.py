@@ -17,6 +17,7 @@ def build_image_encoder(image_size: int, feature_dim: int, name: str = "image_en
     "show_and_tell",
     task="captioning",
     description="CNN encoder -> LSTM decoder, image as the first step; greedy or beam search.",
+    training_defaults={"epochs": 4, "batch_size": 64, "learning_rate": 1e-3},
 )
 def build_show_and_tell(
     *,
