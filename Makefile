@@ -1,5 +1,5 @@
 # Two commands for a fresh machine: `make run` and `make test`.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEL ?= show_and_tell
@@ -19,6 +19,7 @@ run: $(VENV)/.installed
 # Lint, then the whole test suite (slow tests included).
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed

@@ -6,6 +6,7 @@ python train.py --model show_and_tell            # built-in shapes data, then ex
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> dict:
     callbacks = [timer, keras.callbacks.TerminateOnNaN()]
     if args.logdir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=args.logdir))
-    model.fit(
+    history = model.fit(
         train_data,
         validation_data=val_data,
         epochs=int(settings["epochs"]),
@@ -136,6 +137,11 @@ def run(args: argparse.Namespace) -> dict:
         shuffle=False,  # the tf.data pipeline shuffles
     )
     print(f"training took {timer.seconds:.1f} s ({timer.steps} steps)")
+    last_loss = history.history.get("loss", [float("nan")])[-1]
+    if model.stop_training and not math.isfinite(last_loss):
+        # TerminateOnNaN stops fit() but fit() returns normally (shared/UPSTREAM.md):
+        # never evaluate or export NaN weights.
+        raise ValueError(f"training stopped: the loss became {last_loss} at step {timer.steps}")
 
     started = time.perf_counter()
     result = task.evaluate(model, splits["test"], vocabulary, splits["train"], options)
@@ -161,7 +167,7 @@ def run(args: argparse.Namespace) -> dict:
         "baseline_name": result.baseline_name,
         "training_seconds": round(timer.seconds, 1),
         "evaluation_seconds": round(evaluation_seconds, 1),
-        "settings": {**settings, **vars(args)},
+        "settings": {**vars(args), **settings},
         "vocabulary_size": vocabulary.size,
         "git_commit": git_commit(),
     }

@@ -41,6 +41,11 @@ def image_text_dataset(
     """
     if len(image_paths) != len(texts):
         raise ValueError(f"{len(image_paths)} image paths but {len(texts)} texts.")
+    if training and len(image_paths) < batch_size:
+        raise ValueError(
+            f"The training split has {len(image_paths)} examples, fewer than one batch of "
+            f"{batch_size}: lower --batch-size or add data."
+        )
     dataset = tf.data.Dataset.from_tensor_slices(
         {"image_path": list(image_paths), "text": list(texts)}
     )

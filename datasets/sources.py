@@ -36,10 +36,11 @@ def read_caption_file(path: str | Path, image_dir: str | Path | None = None) -> 
     path = Path(path)
     if not path.exists():
         raise ValueError(f"Dataset file not found: {path}")
-    if path.suffix == ".json":
+    suffix = path.suffix.lower()
+    if suffix == ".json":
         return read_coco_captions(path, image_dir)
-    if path.suffix in (".csv", ".jsonl"):
-        return read_caption_table(path)
+    if suffix in (".csv", ".jsonl"):
+        return read_caption_table(path, image_dir)
     raise ValueError(
         f"Unsupported dataset {str(path)!r}: expected 'shapes', a COCO captions .json, "
         "or a .csv/.jsonl with image,caption columns."

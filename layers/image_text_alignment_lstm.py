@@ -48,7 +48,6 @@ class ImageTextAlignmentLSTM(layers.Layer):
         self.units = units
         self.embedding_dim = embedding_dim
         self.dropout = dropout
-        self.supports_masking = True
         self.image_projection = layers.Dense(embedding_dim, name="image_projection")
         self.lstm = layers.LSTM(
             units, return_sequences=True, dropout=dropout, unroll=unroll, name="lstm"
@@ -73,9 +72,6 @@ class ImageTextAlignmentLSTM(layers.Layer):
             sequence_mask = keras.ops.concatenate([image_mask, keras.ops.cast(mask, "bool")], 1)
         outputs = self.lstm(sequence, mask=sequence_mask, training=training)
         return outputs[:, 1:]
-
-    def compute_mask(self, image_features, token_embeddings, mask=None):
-        return mask
 
     def compute_output_shape(self, image_features_shape, token_embeddings_shape):
         return (*token_embeddings_shape[:2], self.units)

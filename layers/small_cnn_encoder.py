@@ -78,12 +78,27 @@ class SmallCNNEncoder(layers.Layer):
         self.dropout_layer = layers.Dropout(dropout)
         self.projection = layers.Dense(output_dim, activation="relu", name="pooled_projection")
 
-    def build(self, input_shape):
+    def _check_image_shape(self, input_shape):
+        minimum = 2 ** len(self.filters)
+        for side in input_shape[1:3]:
+            if side is not None and side < minimum:
+                raise ValueError(
+                    f"SmallCNNEncoder: images must be at least {minimum} pixels a side for "
+                    f"{len(self.filters)} stages, got {tuple(input_shape[1:3])}."
+                )
+
+    def _grid_shape(self, input_shape, build=False):
+        self._check_image_shape(input_shape)
         shape = tuple(input_shape)
         for stage in self.stages:
             for layer in stage:
-                layer.build(shape)
+                if build:
+                    layer.build(shape)
                 shape = layer.compute_output_shape(shape)
+        return shape
+
+    def build(self, input_shape):
+        shape = self._grid_shape(input_shape, build=True)
         pool = self._grid_pool_size(shape[1])
         grid_cells = (shape[1] // pool) * (shape[2] // pool)
         self.projection.build((shape[0], grid_cells * shape[3]))
@@ -106,14 +121,11 @@ class SmallCNNEncoder(layers.Layer):
         return {"pooled": pooled, "regions": regions}
 
     def compute_output_shape(self, input_shape):
-        batch, height, width, _ = input_shape
-        factor = 2 ** len(self.filters)
-        regions = (
-            None if height is None or width is None else (height // factor) * (width // factor)
-        )
+        _, height, width, _ = self._grid_shape(input_shape)
+        regions = None if height is None or width is None else height * width
         return {
-            "pooled": (batch, self.output_dim),
-            "regions": (batch, regions, self.filters[-1]),
+            "pooled": (input_shape[0], self.output_dim),
+            "regions": (input_shape[0], regions, self.filters[-1]),
         }
 
     def get_config(self):

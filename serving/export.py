@@ -28,10 +28,13 @@ def export_saved_model(
     version_dir = next_version_dir(export_dir)
     staging_dir = export_dir / f".staging-{version_dir.name}-{os.getpid()}"
     shutil.rmtree(staging_dir, ignore_errors=True)
-    tf.saved_model.save(module, str(staging_dir), signatures=module.signatures())
-    extra_dir = staging_dir / "assets.extra"
-    extra_dir.mkdir(exist_ok=True)
-    for name, content in (extra_files or {}).items():
-        text = content if isinstance(content, str) else json.dumps(content, indent=2)
-        (extra_dir / name).write_text(text, encoding="utf-8")
-    return publish(staging_dir, version_dir)
+    try:
+        tf.saved_model.save(module, str(staging_dir), signatures=module.signatures())
+        extra_dir = staging_dir / "assets.extra"
+        extra_dir.mkdir(exist_ok=True)
+        for name, content in (extra_files or {}).items():
+            text = content if isinstance(content, str) else json.dumps(content, indent=2)
+            (extra_dir / name).write_text(text, encoding="utf-8")
+        return publish(staging_dir, version_dir)
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)

@@ -11,7 +11,7 @@ from evaluation.captioning import caption_metrics, captioning_baseline
 from serving.guards import images_from_bytes
 from tasks.caption_decoding import beam_search_decode
 from tasks.evaluation_result import EvaluationResult
-from tasks.options import TaskOptions
+from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions
 
 NAME = "captioning"
 
@@ -54,7 +54,10 @@ def make_dataset(
 def compile_model(model: keras.Model, learning_rate: float) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        # Mean over real tokens: padding must not dilute the loss or the step size.
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        ),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
     )
 
@@ -77,7 +80,7 @@ class CaptionGenerator(tf.Module):
         self.steps = options.sequence_length - 1
         self.beam_size = options.beam_size
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def generate(self, images: tf.Tensor) -> tf.Tensor:
         """float32 [B, S, S, 3] -> caption strings [B]."""
         features = self.image_encoder(images, training=False)
@@ -96,7 +99,9 @@ def generate_captions(
     generator: CaptionGenerator, image_paths: list[str], options: TaskOptions
 ) -> list[str]:
     captions = []
-    for images in image_dataset(image_paths, image_size=options.image_size, batch_size=128):
+    for images in image_dataset(
+        image_paths, image_size=options.image_size, batch_size=EVALUATION_BATCH_SIZE
+    ):
         captions.extend(text.decode("utf-8") for text in generator.generate(images).numpy())
     return captions
 

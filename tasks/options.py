@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+EVALUATION_BATCH_SIZE = 256
+
 
 @dataclass(frozen=True)
 class TaskOptions:
@@ -20,5 +22,5 @@ class TaskOptions:
     batch_size: int = 64
     sequence_length: int = 32
     max_vocabulary_size: int = 10000
-    beam_size: int = 1
+    beam_size: int = 3
     seed: int = 0

@@ -12,10 +12,9 @@ from models.losses import SymmetricContrastiveLoss
 from serving.guards import batch_of_strings, images_from_bytes, same_batch_size
 from tasks import captioning
 from tasks.evaluation_result import EvaluationResult
-from tasks.options import TaskOptions
+from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions
 
 NAME = "retrieval"
-ENCODE_BATCH_SIZE = 256
 
 build_vocabulary = captioning.build_vocabulary
 model_arguments = captioning.model_arguments
@@ -68,11 +67,11 @@ class RetrievalEncoders(tf.Module):
         self.image_size = options.image_size
         self.sequence_length = options.sequence_length
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def embed_images(self, images: tf.Tensor) -> tf.Tensor:
         return tf.cast(self.image_encoder(images, training=False), tf.float32)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def embed_texts(self, texts: tf.Tensor) -> tf.Tensor:
         tokens = self.vocabulary.encode(texts, self.sequence_length)
         return tf.cast(self.text_encoder(tokens, training=False), tf.float32)
@@ -112,12 +111,14 @@ def embed_examples(encoders: RetrievalEncoders, examples: CaptionExamples, optio
         [
             encoders.embed_images(batch).numpy()
             for batch in image_dataset(
-                examples.image_paths, image_size=options.image_size, batch_size=ENCODE_BATCH_SIZE
+                examples.image_paths,
+                image_size=options.image_size,
+                batch_size=EVALUATION_BATCH_SIZE,
             )
         ]
     )
     _, texts, text_image_index = examples.pairs()
-    text_batches = tf.data.Dataset.from_tensor_slices(texts).batch(ENCODE_BATCH_SIZE)
+    text_batches = tf.data.Dataset.from_tensor_slices(texts).batch(EVALUATION_BATCH_SIZE)
     embedded_texts = np.concatenate([encoders.embed_texts(batch).numpy() for batch in text_batches])
     return images, embedded_texts, np.asarray(text_image_index)
 

@@ -118,3 +118,10 @@ def test_pipeline_batches_pairs_and_drops_only_the_last_partial_training_batch(t
         for image, text in zip(batch["image"].numpy(), batch["text"].numpy(), strict=True):
             index = int(text.decode().split()[1])
             assert abs(image[..., 0].mean() - index * 50 / 255) < 0.02
+
+
+def test_training_split_smaller_than_a_batch_is_a_clear_error():
+    with pytest.raises(ValueError, match="fewer than one batch of 4"):
+        image_text_dataset(
+            ["/a.png"], ["x"], image_size=8, batch_size=4, batch_transform=dict, training=True
+        )

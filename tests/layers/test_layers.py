@@ -154,3 +154,13 @@ def test_projection_head_outputs_unit_vectors():
 def test_text_encoder_rejects_unknown_cell():
     with pytest.raises(ValueError, match="'rnn'"):
         RecurrentTextEncoder(10, cell="rnn")
+
+
+def test_small_cnn_encoder_refuses_images_smaller_than_its_stages():
+    with pytest.raises(ValueError, match="at least 16 pixels"):
+        SmallCNNEncoder()(np.zeros((1, 8, 8, 3), "float32"))
+    assert SmallCNNEncoder(filters=(4, 8)).compute_output_shape((None, 47, 47, 3))["regions"] == (
+        None,
+        144,
+        8,
+    )

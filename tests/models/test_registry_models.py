@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from datasets.coco_captions import read_coco_captions
+from datasets.pipeline import image_dataset
 from models import get_model_spec, model_names
 from serving.export import export_saved_model
 from tasks import get_task
@@ -48,8 +49,12 @@ def trained(tiny_shapes_world):
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_forward_pass_shapes(name, trained):
-    model, task, vocabulary, train, _, _ = trained(name)
+def test_forward_pass_shapes(name, tiny_shapes_world):
+    spec = get_model_spec(name)
+    task = get_task(spec.task)
+    train = read_coco_captions(tiny_shapes_world / "captions_train.json")
+    vocabulary = task.build_vocabulary(train, OPTIONS)
+    model = spec.builder(**task.model_arguments(vocabulary, OPTIONS))
     inputs, *_ = next(iter(task.make_dataset(train, vocabulary, OPTIONS, training=False)))
     outputs = model(inputs, training=False)
     batch = inputs["image"].shape[0]
@@ -83,6 +88,24 @@ RELOAD_SCRIPT = textwrap.dedent(
         outputs = signature(**feed)
         results[name] = {key: value.numpy().tolist() if value.dtype != tf.string
                          else [s.decode() for s in value.numpy()] for key, value in outputs.items()}
+    refused = {}
+    for name, signature in loaded.signatures.items():
+        inputs = list(signature.structured_input_signature[1])
+        scalar = {key: image if key == "image_bytes" else texts[0] for key in inputs}
+        checks = [scalar]
+        if len(inputs) == 2:  # one image with two texts must not be broadcast
+            checks.append({"image_bytes": images[:1], "text": texts})
+        refused[name] = []
+        for feed in checks:
+            try:
+                signature(**feed)
+                refused[name].append(False)
+            except tf.errors.InvalidArgumentError:
+                refused[name].append(True)
+        empty = signature(**{key: tf.constant([], tf.string) for key in inputs})
+        assert all(value.shape[0] == 0 for value in empty.values())
+        signature(**{key: images if key == "image_bytes" else texts for key in inputs})
+    results["refused"] = refused
     project = [m for m in ("models", "layers", "datasets", "tasks", "serving") if m in sys.modules]
     print(json.dumps({"results": results, "project_modules": project}))
     """
@@ -113,14 +136,18 @@ def test_export_reloads_in_a_process_that_imports_only_tensorflow(name, trained,
     reloaded = reload_in_fresh_process(version_dir, image_path, text, cwd=tmp_path)
     assert reloaded["project_modules"] == []
     results = reloaded["results"]
+    refused = results.pop("refused")
+    assert refused and all(all(checks) for checks in refused.values()), refused
 
-    images = tf.stack([tf.io.read_file(image_path)] * 2)
+    # The training-side path (tf.data decoding, then the model) is the reference: any
+    # train/serve skew in the exported preprocessing shows up as a difference here.
+    decoded = next(iter(image_dataset([image_path] * 2, image_size=64, batch_size=2)))
     texts = tf.constant([text, "a blue circle"])
     if task.NAME == "captioning":
         assert set(results) == {"serving_default"}
         captions = results["serving_default"]["caption"]
-        assert captions == [c.decode() for c in module.serve(images)["caption"].numpy()]
-        assert len(captions) == 2 and captions[0] == captions[1]
+        assert captions == [c.decode() for c in module.generate(decoded).numpy()]
+        assert len(captions) == 2 and captions[0] == captions[1] and captions[0].strip()
     else:
         assert set(results) == {"serving_default", "encode_image", "encode_text"}
         image_embedding = np.array(results["encode_image"]["embedding"])
@@ -128,10 +155,12 @@ def test_export_reloads_in_a_process_that_imports_only_tensorflow(name, trained,
         np.testing.assert_allclose(np.linalg.norm(image_embedding, axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(np.linalg.norm(text_embedding, axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(
-            image_embedding, module.encode_image(images)["embedding"], atol=1e-5
+            image_embedding, model.get_layer("image_encoder")(decoded), atol=1e-5
         )
         np.testing.assert_allclose(
-            text_embedding, module.encode_text(texts)["embedding"], atol=1e-5
+            text_embedding,
+            model.get_layer("text_encoder")(vocabulary.encode(texts, OPTIONS.sequence_length)),
+            atol=1e-5,
         )
         expected_scores = np.sum(image_embedding * text_embedding, axis=1)
         np.testing.assert_allclose(results["serving_default"]["score"], expected_scores, atol=1e-5)

@@ -1,0 +1,172 @@
+"""A multimodal transformer block: image and text attend to each other."""
+
+import keras
+from keras import layers
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class CrossAttentionFusion(layers.Layer):
+    """Co-attention block: text attends to image regions, image regions attend to text.
+
+    Both cross-attentions read the block's inputs (they run side by side, as in
+    the cross-modality layer of LXMERT, Tan and Bansal 2019). Each is followed by
+    a residual connection and LayerNorm, then a per-modality feed-forward
+    network (Dense -> GELU -> Dense back to C) with its own residual and
+    LayerNorm. Outputs have the shapes of the inputs, so blocks stack:
+    `CrossAttentionFusion(...)(*CrossAttentionFusion(...)(regions, tokens))`;
+    pass `text_mask` to every block.
+
+    The attention sublayers run in float32 whatever the dtype policy, so the
+    attention logits and softmax never lose precision; they have no biases (a
+    key bias cannot change a softmax, so it would never learn). The output
+    projection of each feed-forward network is a weight made in `build()`
+    because C is only known there.
+
+    Args:
+        num_heads: attention heads.
+        key_dim: size of each head's queries and keys.
+        feed_forward_dim: hidden size of the feed-forward networks.
+        dropout: dropout on the attention probabilities and on every residual branch.
+
+    Call arguments:
+        image_regions: float [B, N, C].
+        text_sequence: float [B, T, C].
+        text_mask: optional bool [B, T], False for padding tokens: image regions
+            do not attend to them.
+        training: whether dropout runs.
+
+    Returns:
+        A tuple (image_regions [B, N, C], text_sequence [B, T, C]).
+
+    Example:
+        >>> block = CrossAttentionFusion(num_heads=2, key_dim=8, feed_forward_dim=32)
+        >>> regions, tokens = block(keras.ops.ones((2, 49, 16)), keras.ops.ones((2, 7, 16)))
+        >>> regions.shape, tokens.shape
+        ((2, 49, 16), (2, 7, 16))
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        key_dim: int,
+        feed_forward_dim: int,
+        dropout: float = 0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (
+            ("num_heads", num_heads),
+            ("key_dim", key_dim),
+            ("feed_forward_dim", feed_forward_dim),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"CrossAttentionFusion expects a positive integer {name}; got {name}={value!r}."
+                )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"CrossAttentionFusion expects 0 <= dropout < 1; got dropout={dropout!r}."
+            )
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.feed_forward_dim = feed_forward_dim
+        self.dropout = dropout
+        attention = {
+            "num_heads": num_heads,
+            "key_dim": key_dim,
+            "dropout": dropout,
+            "use_bias": False,
+            "dtype": "float32",
+        }
+        self.image_attention = layers.MultiHeadAttention(**attention, name="image_attention")
+        self.text_attention = layers.MultiHeadAttention(**attention, name="text_attention")
+        self.image_attention_norm = layers.LayerNormalization(name="image_attention_norm")
+        self.text_attention_norm = layers.LayerNormalization(name="text_attention_norm")
+        self.image_feed_forward = layers.Dense(
+            feed_forward_dim, activation="gelu", name="image_feed_forward"
+        )
+        self.text_feed_forward = layers.Dense(
+            feed_forward_dim, activation="gelu", name="text_feed_forward"
+        )
+        self.image_feed_forward_norm = layers.LayerNormalization(name="image_feed_forward_norm")
+        self.text_feed_forward_norm = layers.LayerNormalization(name="text_feed_forward_norm")
+        self.dropout_layer = layers.Dropout(dropout)
+
+    def build(self, image_regions_shape, text_sequence_shape):
+        if len(image_regions_shape) != 3 or len(text_sequence_shape) != 3:
+            raise ValueError(
+                f"CrossAttentionFusion expects image_regions [B, N, C] and text_sequence "
+                f"[B, T, C]; got shapes {image_regions_shape} and {text_sequence_shape}."
+            )
+        channels = image_regions_shape[-1]
+        if channels is None or channels != text_sequence_shape[-1]:
+            raise ValueError(
+                f"CrossAttentionFusion needs image_regions and text_sequence of the same known "
+                f"last dimension; got {channels} and {text_sequence_shape[-1]}."
+            )
+        self.image_attention.build(image_regions_shape, text_sequence_shape)
+        self.text_attention.build(text_sequence_shape, image_regions_shape)
+        for norm, shape in (
+            (self.image_attention_norm, image_regions_shape),
+            (self.text_attention_norm, text_sequence_shape),
+            (self.image_feed_forward_norm, image_regions_shape),
+            (self.text_feed_forward_norm, text_sequence_shape),
+        ):
+            norm.build(shape)
+        self.image_feed_forward.build(image_regions_shape)
+        self.text_feed_forward.build(text_sequence_shape)
+        self.image_feed_forward_kernel, self.image_feed_forward_bias = self._output_weights(
+            "image", channels
+        )
+        self.text_feed_forward_kernel, self.text_feed_forward_bias = self._output_weights(
+            "text", channels
+        )
+
+    def _output_weights(self, modality, channels):
+        kernel = self.add_weight(
+            name=f"{modality}_feed_forward_output_kernel",
+            shape=(self.feed_forward_dim, channels),
+            initializer="glorot_uniform",
+        )
+        bias = self.add_weight(
+            name=f"{modality}_feed_forward_output_bias", shape=(channels,), initializer="zeros"
+        )
+        return kernel, bias
+
+    def call(self, image_regions, text_sequence, text_mask=None, training=None):
+        if text_mask is not None:
+            text_mask = keras.ops.cast(text_mask, "bool")
+        image_attended = self.image_attention(
+            image_regions, text_sequence, value_mask=text_mask, training=training
+        )
+        text_attended = self.text_attention(text_sequence, image_regions, training=training)
+        image = self._add_and_norm(
+            self.image_attention_norm, image_regions, image_attended, training
+        )
+        text = self._add_and_norm(self.text_attention_norm, text_sequence, text_attended, training)
+        image_hidden = self.image_feed_forward(image)
+        image_update = keras.ops.matmul(image_hidden, self.image_feed_forward_kernel)
+        image_update = image_update + self.image_feed_forward_bias
+        text_hidden = self.text_feed_forward(text)
+        text_update = keras.ops.matmul(text_hidden, self.text_feed_forward_kernel)
+        text_update = text_update + self.text_feed_forward_bias
+        image = self._add_and_norm(self.image_feed_forward_norm, image, image_update, training)
+        text = self._add_and_norm(self.text_feed_forward_norm, text, text_update, training)
+        return image, text
+
+    def _add_and_norm(self, norm, residual, update, training):
+        update = self.dropout_layer(keras.ops.cast(update, residual.dtype), training=training)
+        return norm(residual + update)
+
+    def compute_output_shape(self, image_regions_shape, text_sequence_shape):
+        return tuple(image_regions_shape), tuple(text_sequence_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            feed_forward_dim=self.feed_forward_dim,
+            dropout=self.dropout,
+        )
+        return config
