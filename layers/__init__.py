@@ -1,13 +1,29 @@
 """Reusable Keras layers of the zoo; importing this package registers them for loading."""
 
+from layers.attention_fusion import AttentionFusion
+from layers.average_fusion import AverageFusion
+from layers.concat_fusion import ConcatFusion
 from layers.contrastive_logits import ContrastiveLogits
+from layers.cross_attention_fusion import CrossAttentionFusion
+from layers.gated_fusion import GatedFusion
 from layers.image_text_alignment_lstm import ImageTextAlignmentLSTM
+from layers.multiply_sum_fusion import MultiplySumFusion
 from layers.projection_head import ProjectionHead
 from layers.recurrent_text_encoder import RecurrentTextEncoder
 from layers.small_cnn_encoder import SmallCNNEncoder
+from layers.sum_fusion import SumFusion
+from layers.weighted_fusion import WeightedFusion
 
 __all__ = [
+    "AttentionFusion",
+    "AverageFusion",
+    "ConcatFusion",
     "ContrastiveLogits",
+    "CrossAttentionFusion",
+    "GatedFusion",
+    "MultiplySumFusion",
+    "SumFusion",
+    "WeightedFusion",
     "ImageTextAlignmentLSTM",
     "ProjectionHead",
     "RecurrentTextEncoder",

@@ -1,5 +1,7 @@
 """Fusion layers: shape, config round trip, save/load, gradients, mixed precision, behaviour."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -88,8 +90,12 @@ def test_output_shape(case):
 def test_config_round_trip(case):
     model, _, _ = CASES[case]()
     layer = fusion_layer(model)
-    rebuilt = type(layer).from_config(layer.get_config())
-    assert rebuilt.get_config() == layer.get_config()
+    config = layer.get_config()
+    arguments = inspect.signature(type(layer).__init__).parameters
+    for name in set(arguments) - {"self", "kwargs"}:
+        assert config[name] == getattr(layer, name), name
+    rebuilt = type(layer).from_config(config)
+    assert rebuilt.get_config() == config
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -143,6 +149,23 @@ def test_mixed_bfloat16(case, mixed_bfloat16):
         weights = layer.modality_weights()
         assert keras.backend.standardize_dtype(weights.dtype) == "float32"
         np.testing.assert_allclose(np.sum(weights), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make_layer, inputs",
+    [
+        (lambda: ConcatFusion(dropout=0.5), (IMAGE, TEXT)),
+        (lambda: MultiplySumFusion(output_dim=4, dropout=0.5), (IMAGE, TEXT)),
+        (lambda: CrossAttentionFusion(2, 3, 8, dropout=0.5), (REGIONS, TOKENS)),
+    ],
+)
+def test_dropout_runs_only_in_training(make_layer, inputs):
+    layer = make_layer()
+    inference = keras.tree.flatten(layer(*inputs))
+    for tensor, again in zip(inference, keras.tree.flatten(layer(*inputs)), strict=True):
+        np.testing.assert_array_equal(tensor, again)
+    training = keras.tree.flatten(layer(*inputs, training=True))
+    assert not np.allclose(inference[0], training[0])
 
 
 def test_concat_fusion_without_projection_concatenates():
