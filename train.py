@@ -39,6 +39,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sequence-length", type=int, default=32, help="tokens per text")
     parser.add_argument("--max-vocabulary-size", type=int, default=10000)
     parser.add_argument("--beam-size", type=int, default=3, help="caption beams (1 = greedy)")
+    parser.add_argument(
+        "--image-encoder",
+        help="small_cnn (default) | resnet50 | vgg16 | mobilenet_v3_small | efficientnet_b0",
+    )
+    parser.add_argument(
+        "--image-weights", help="the image backbone's weights: imagenet or a local weights file"
+    )
+    parser.add_argument(
+        "--freeze-image-encoder",
+        action="store_const",
+        const=True,
+        help="keep the image backbone's weights fixed",
+    )
+    parser.add_argument("--text-encoder", help="lstm (default) | bilstm | gru | transformer")
+    parser.add_argument(
+        "--word-vectors", help="GloVe/word2vec text file to initialise the token embeddings"
+    )
+    parser.add_argument(
+        "--fusion",
+        help="concat | sum | average | weighted | multiply_sum | gated | attention | "
+        "cross_attention (models that fuse)",
+    )
+    parser.add_argument(
+        "--class-weight", choices=("balanced",), help="weight classes by inverse frequency"
+    )
+    parser.add_argument(
+        "--loss", choices=("infonce", "vsepp"), help="retrieval loss (default infonce)"
+    )
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--export-dir", help="default: saved_models/<model>")
     parser.add_argument("--no-export", action="store_true", help="train and evaluate only")
@@ -77,13 +105,22 @@ def git_commit() -> str:
         return "unknown"
 
 
+def word_vector_options(path: str, vocabulary, seed: int) -> dict:
+    """Loads word vectors for the vocabulary and reports how many words they cover."""
+    from datasets.word_vectors import load_word_vectors
+
+    vectors = load_word_vectors(path, vocabulary.tokens, seed=seed)
+    print(vectors.coverage_report())
+    return {"word_vectors": vectors.matrix, "embedding_dim": vectors.dimension}
+
+
 def run(args: argparse.Namespace) -> dict:
     """Trains, evaluates and exports; returns the evaluation summary."""
     import keras
 
-    from datasets.sources import load_caption_splits
+    from datasets.sources import load_splits
     from evaluation.report import format_metrics_table, write_metrics_json
-    from models import get_model_spec
+    from models import build_model, get_model_spec
     from serving.export import export_saved_model
     from tasks import get_task
     from tasks.options import TaskOptions
@@ -104,15 +141,32 @@ def run(args: argparse.Namespace) -> dict:
         max_vocabulary_size=args.max_vocabulary_size,
         beam_size=args.beam_size,
         seed=args.seed,
+        class_weight=args.class_weight,
+        loss=args.loss or "infonce",
     )
 
-    splits = load_caption_splits(
-        args.dataset, args.val_dataset, args.test_dataset, seed=args.seed, image_dir=args.image_dir
+    splits = load_splits(
+        spec.task,
+        args.dataset,
+        args.val_dataset,
+        args.test_dataset,
+        seed=args.seed,
+        image_dir=args.image_dir,
     )
     for split, examples in splits.items():
-        print(f"{split}: {len(examples)} images from {examples.source}")
+        print(f"{split}: {examples.summary()}")
     vocabulary = task.build_vocabulary(splits["train"], options)
     print(f"vocabulary: {vocabulary.size} tokens (from the training split only)")
+    model_options = {
+        "image_encoder": args.image_encoder,
+        "image_weights": args.image_weights,
+        "freeze_image_encoder": args.freeze_image_encoder,
+        "text_encoder": args.text_encoder,
+        "fusion": args.fusion,
+        "loss": args.loss,
+    }
+    if args.word_vectors:
+        model_options.update(word_vector_options(args.word_vectors, vocabulary, args.seed))
 
     strategy = make_strategy(args.strategy)
     print(
@@ -120,8 +174,8 @@ def run(args: argparse.Namespace) -> dict:
         f"{options.batch_size // strategy.num_replicas_in_sync} examples per replica"
     )
     with strategy.scope():
-        model = spec.builder(**task.model_arguments(vocabulary, options))
-        task.compile_model(model, settings["learning_rate"])
+        model = build_model(spec, task.model_arguments(vocabulary, options), model_options)
+        task.compile_model(model, settings["learning_rate"], options)
     train_data = task.make_dataset(splits["train"], vocabulary, options, training=True)
     val_data = task.make_dataset(splits["val"], vocabulary, options, training=False)
 

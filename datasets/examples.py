@@ -29,6 +29,9 @@ class CaptionExamples:
     def __len__(self) -> int:
         return len(self.image_paths)
 
+    def summary(self) -> str:
+        return f"{len(self)} images with {sum(map(len, self.captions))} captions from {self.source}"
+
     def pairs(self) -> tuple[list[str], list[str], list[int]]:
         """Flattens to one (image path, caption, image index) triple per caption."""
         paths, texts, indices = [], [], []

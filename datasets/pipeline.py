@@ -1,6 +1,6 @@
 """tf.data pipelines: read files, decode in parallel, batch, then vectorize text per batch."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import tensorflow as tf
 
@@ -22,6 +22,7 @@ def image_text_dataset(
     batch_transform: Callable[[dict], tuple],
     training: bool,
     seed: int | None = None,
+    extras: Mapping[str, Sequence] | None = None,
 ) -> tf.data.Dataset:
     """Pairs of (image file, text) -> batches shaped by `batch_transform`.
 
@@ -34,27 +35,30 @@ def image_text_dataset(
         texts: one text per example.
         image_size: side of the square model input.
         batch_size: examples per batch.
-        batch_transform: maps {"image": [B,S,S,3], "text": string[B]} to what
-            `fit` or `predict` consumes.
+        batch_transform: maps {"image": [B,S,S,3], "text": string[B], **extras} to
+            what `fit` or `predict` consumes.
         training: shuffle every epoch and drop the last partial batch.
         seed: shuffle seed.
+        extras: more per-example values (labels, weights) carried to `batch_transform`.
     """
-    if len(image_paths) != len(texts):
-        raise ValueError(f"{len(image_paths)} image paths but {len(texts)} texts.")
+    extras = dict(extras or {})
+    for name, values in {"texts": texts, **extras}.items():
+        if len(values) != len(image_paths):
+            raise ValueError(f"{len(image_paths)} image paths but {len(values)} {name}.")
     if training and len(image_paths) < batch_size:
         raise ValueError(
             f"The training split has {len(image_paths)} examples, fewer than one batch of "
             f"{batch_size}: lower --batch-size or add data."
         )
     dataset = tf.data.Dataset.from_tensor_slices(
-        {"image_path": list(image_paths), "text": list(texts)}
+        {"image_path": list(image_paths), "text": list(texts), **extras}
     )
     if training:
         dataset = dataset.shuffle(len(image_paths), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(
         lambda record: {
+            **{key: value for key, value in record.items() if key != "image_path"},
             "image": load_image(record["image_path"], image_size),
-            "text": record["text"],
         },
         num_parallel_calls=AUTOTUNE,
     )

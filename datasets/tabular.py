@@ -7,6 +7,7 @@ from pathlib import Path
 
 from datasets.examples import CaptionExamples
 from datasets.files import check_image_files
+from datasets.labelled_pairs import LabelledPairs
 
 
 def read_rows(
@@ -52,3 +53,19 @@ def read_caption_table(path: str | Path, image_dir: str | Path | None = None) ->
     for row in read_rows(path, ("image", "caption"), image_dir):
         captions.setdefault(row["image"], []).append(str(row["caption"]).strip())
     return CaptionExamples(list(captions), list(captions.values()), str(path))
+
+
+def read_labelled_table(
+    path: str | Path, text_column: str, label_column: str, image_dir: str | Path | None = None
+) -> LabelledPairs:
+    """Reads `image`,`<text_column>`,`<label_column>` rows, one example per row.
+
+    Labels are read as strings (a CSV `1` and a JSONL `1` are the same class).
+    """
+    rows = read_rows(path, ("image", text_column, label_column), image_dir)
+    return LabelledPairs(
+        [row["image"] for row in rows],
+        [str(row[text_column]).strip() for row in rows],
+        [str(row[label_column]).strip() for row in rows],
+        str(path),
+    )

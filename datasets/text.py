@@ -65,6 +65,11 @@ class WordVocabulary(tf.Module):
             default_value=UNK_ID,
         )
 
+    @property
+    def tokens(self) -> list[str]:
+        """Every token in id order, reserved tokens first."""
+        return list(RESERVED_TOKENS) + self.words
+
     @classmethod
     def from_texts(
         cls, texts: Iterable[str], max_size: int | None = None, min_count: int = 1

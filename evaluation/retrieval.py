@@ -268,3 +268,20 @@ def chance_recalls(
         )
         recalls[f"image_to_text_r@{k}"] = float(1 - all_miss / num_images)
     return recalls
+
+
+def retrieval_recalls_from_scores(
+    scores: np.ndarray, text_image_index: np.ndarray, ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, float]:
+    """Recall@k, as `retrieval_recalls`, from a full score matrix [N images, M texts].
+
+    For models that score each pair jointly (cross-attention) and so have no
+    separate embeddings. Scoring `scores` rows against one-hot text rows reuses
+    the exact ranking of `retrieval_recalls`, ties and all.
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"`scores` must be a [num_images, num_texts] matrix, got {scores.shape}.")
+    return retrieval_recalls(
+        scores, np.eye(scores.shape[1], dtype=scores.dtype), text_image_index, ks
+    )

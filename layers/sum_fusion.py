@@ -1,11 +1,12 @@
 """Fusion by projecting both modalities to one space and adding them."""
 
 import keras
-from keras import layers
+
+from layers.projected_pair import ProjectedPair
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class SumFusion(layers.Layer):
+class SumFusion(ProjectedPair):
     """Projects the image and text vectors to `projection_dim` and adds them.
 
     Each modality has its own Dense layer with `activation`, so the two live in
@@ -24,41 +25,10 @@ class SumFusion(layers.Layer):
         float [B, projection_dim]: activation(W_i v) + activation(W_t t).
 
     Example:
-        >>> SumFusion(projection_dim=8)(keras.ops.ones((2, 5)), keras.ops.ones((2, 3))).shape
+        >>> fused = SumFusion(projection_dim=8)(keras.ops.ones((2, 5)), keras.ops.ones((2, 3)))
+        >>> tuple(fused.shape)
         (2, 8)
     """
 
-    def __init__(self, projection_dim: int, activation: str = "tanh", **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(projection_dim, int) or projection_dim < 1:
-            raise ValueError(
-                f"SumFusion expects a positive integer projection_dim; "
-                f"got projection_dim={projection_dim!r}."
-            )
-        try:
-            keras.activations.get(activation)
-        except ValueError as error:
-            raise ValueError(f"SumFusion got an unknown activation={activation!r}.") from error
-        self.projection_dim = projection_dim
-        self.activation = activation
-        self.image_projection = layers.Dense(
-            projection_dim, activation=activation, name="image_projection"
-        )
-        self.text_projection = layers.Dense(
-            projection_dim, activation=activation, name="text_projection"
-        )
-
-    def build(self, image_features_shape, text_features_shape):
-        self.image_projection.build(image_features_shape)
-        self.text_projection.build(text_features_shape)
-
-    def call(self, image_features, text_features, training=None):
-        return self.image_projection(image_features) + self.text_projection(text_features)
-
-    def compute_output_shape(self, image_features_shape, text_features_shape):
-        return (*image_features_shape[:-1], self.projection_dim)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(projection_dim=self.projection_dim, activation=self.activation)
-        return config
+    def combine(self, image_projected, text_projected):
+        return image_projected + text_projected

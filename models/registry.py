@@ -1,5 +1,6 @@
 """Registry of model builders by name."""
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -48,3 +49,18 @@ def get_model_spec(name: str) -> ModelSpec:
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model {name!r}. Valid models: {', '.join(model_names())}.")
     return _REGISTRY[name]
+
+
+def build_model(spec: ModelSpec, arguments: Mapping, options: Mapping) -> keras.Model:
+    """Builds `spec` from the task's `arguments` plus the user's `options` (flag -> value).
+
+    Options left as None are not passed (the builder's default applies); an option
+    the builder does not take raises ValueError naming the flag and the model.
+    """
+    parameters = inspect.signature(spec.builder).parameters
+    chosen = {name: value for name, value in options.items() if value is not None}
+    for name in chosen:
+        if name not in parameters:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} does not apply to model {spec.name!r}.")
+    return spec.builder(**arguments, **chosen)

@@ -2,9 +2,11 @@
 
 from types import ModuleType
 
-from tasks import captioning, retrieval
+from tasks import captioning, classification, retrieval, vqa
 
-_TASKS: dict[str, ModuleType] = {module.NAME: module for module in (captioning, retrieval)}
+_TASKS: dict[str, ModuleType] = {
+    module.NAME: module for module in (captioning, retrieval, classification, vqa)
+}
 
 
 def get_task(name: str) -> ModuleType:

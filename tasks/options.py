@@ -16,6 +16,9 @@ class TaskOptions:
         max_vocabulary_size: cap on the word vocabulary, reserved tokens included.
         beam_size: beams for caption decoding (1 is greedy).
         seed: shuffling seed.
+        class_weight: "balanced" weights classification examples by inverse class
+            frequency; None weighs every example the same.
+        loss: the retrieval loss, "infonce" or "vsepp".
     """
 
     image_size: int = 64
@@ -24,3 +27,5 @@ class TaskOptions:
     max_vocabulary_size: int = 10000
     beam_size: int = 3
     seed: int = 0
+    class_weight: str | None = None
+    loss: str = "infonce"

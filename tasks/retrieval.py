@@ -7,8 +7,8 @@ import tensorflow as tf
 from datasets.examples import CaptionExamples
 from datasets.pipeline import image_dataset, image_text_dataset
 from datasets.text import WordVocabulary
-from evaluation.retrieval import chance_recalls, retrieval_recalls
-from models.losses import SymmetricContrastiveLoss
+from evaluation.retrieval import chance_recalls, retrieval_recalls, retrieval_recalls_from_scores
+from models.losses import RETRIEVAL_LOSSES
 from serving.guards import batch_of_strings, images_from_bytes, same_batch_size
 from tasks import captioning
 from tasks.evaluation_result import EvaluationResult
@@ -46,8 +46,14 @@ def make_dataset(
     )
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=SymmetricContrastiveLoss())
+def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:
+    if options.loss not in RETRIEVAL_LOSSES:
+        raise ValueError(
+            f"Unknown retrieval loss {options.loss!r}; expected one of {sorted(RETRIEVAL_LOSSES)}."
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss=RETRIEVAL_LOSSES[options.loss]()
+    )
 
 
 class RetrievalEncoders(tf.Module):
@@ -105,8 +111,58 @@ class RetrievalEncoders(tf.Module):
         }
 
 
+class PairScorer(RetrievalEncoders):
+    """Retrieval for models that score each (image, text) pair jointly.
+
+    The model nests "image_encoder" (image -> region features), "text_encoder"
+    (tokens -> a vector) and a "pair_scorer" layer. Image features depend on the
+    text they are compared with, so there are no standalone embeddings: the
+    export has `serving_default` (score per pair) only.
+    """
+
+    # Largest attention tensor [images, texts, regions, attention] scored at once.
+    CHUNK_ELEMENTS = 2**25
+
+    def __init__(self, model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+        super().__init__(model, vocabulary, options)
+        self.pair_scorer = model.get_layer("pair_scorer")
+
+    @tf.function(reduce_retracing=True)
+    def score_all(self, image_features: tf.Tensor, text_features: tf.Tensor) -> tf.Tensor:
+        return tf.cast(self.pair_scorer(image_features, text_features), tf.float32)
+
+    def similarity(self, images: np.ndarray, texts: np.ndarray) -> np.ndarray:
+        """Scores [N, M] of every image against every text, in image chunks."""
+        per_image = texts.shape[0] * images.shape[1] * self.pair_scorer.attention_dim
+        rows = max(1, self.CHUNK_ELEMENTS // per_image)
+        texts = tf.constant(texts)
+        return np.concatenate(
+            [
+                self.score_all(tf.constant(images[start : start + rows]), texts).numpy()
+                for start in range(0, images.shape[0], rows)
+            ]
+        )
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
+            tf.TensorSpec([None], tf.string, name="text"),
+        ]
+    )
+    def score(self, image_bytes, text):
+        """The score of each image with the text at the same position."""
+        text = batch_of_strings(text, "text")
+        same_batch_size(image_bytes, text, "image_bytes and text")
+        images = self.embed_images(images_from_bytes(image_bytes, self.image_size))
+        scores = self.pair_scorer(images, self.embed_texts(text), aligned=True)
+        return {"score": tf.cast(scores, tf.float32)}
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.score}
+
+
 def embed_examples(encoders: RetrievalEncoders, examples: CaptionExamples, options: TaskOptions):
-    """Returns (image embeddings [N, D], text embeddings [M, D], image index of each text)."""
+    """Returns (image features [N, ...], text features [M, D], image index of each text)."""
     images = np.concatenate(
         [
             encoders.embed_images(batch).numpy()
@@ -123,6 +179,13 @@ def embed_examples(encoders: RetrievalEncoders, examples: CaptionExamples, optio
     return images, embedded_texts, np.asarray(text_image_index)
 
 
+def retrieval_module(model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+    """Towers for dual encoders; a pair scorer for models with a "pair_scorer" layer."""
+    has_scorer = any(layer.name == "pair_scorer" for layer in model.layers)
+    module = PairScorer if has_scorer else RetrievalEncoders
+    return module(model, vocabulary, options)
+
+
 def evaluate(
     model: keras.Model,
     examples: CaptionExamples,
@@ -131,12 +194,17 @@ def evaluate(
     options: TaskOptions,
 ) -> EvaluationResult:
     """Recall@1/5/10, text->image and image->text, over the whole split."""
-    encoders = RetrievalEncoders(model, vocabulary, options)
+    encoders = retrieval_module(model, vocabulary, options)
     images, texts, text_image_index = embed_examples(encoders, examples, options)
-    metrics = retrieval_recalls(images, texts, text_image_index)
+    if isinstance(encoders, PairScorer):
+        scores = encoders.similarity(images, texts)
+        metrics = retrieval_recalls_from_scores(scores, text_image_index)
+        best = np.argmax(scores[:, :3], axis=0)
+    else:
+        metrics = retrieval_recalls(images, texts, text_image_index)
+        best = np.argmax(texts[:3] @ images.T, axis=1)
     baseline = chance_recalls(len(examples), text_image_index)
     _, captions, _ = examples.pairs()
-    best = np.argmax(texts[:3] @ images.T, axis=1)
     samples = [
         {
             "text": captions[i],
@@ -148,5 +216,4 @@ def evaluate(
     return EvaluationResult(metrics, baseline, "chance (random ranking)", samples)
 
 
-def serving_module(model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
-    return RetrievalEncoders(model, vocabulary, options)
+serving_module = retrieval_module

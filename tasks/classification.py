@@ -1,0 +1,97 @@
+"""Image+text classification: one label per (image, text) pair, binary or multi-class."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from datasets.labelled_pairs import LabelledPairs
+from evaluation.classification import classification_metrics, majority_class_baseline
+from tasks import label_prediction
+from tasks.evaluation_result import EvaluationResult
+from tasks.label_prediction import LabelPredictor, LabelVocabulary
+from tasks.options import TaskOptions
+
+NAME = "classification"
+CLASS_WEIGHTS = ("balanced",)
+
+model_arguments = label_prediction.model_arguments
+compile_model = label_prediction.compile_model
+
+
+def build_vocabulary(train: LabelledPairs, options: TaskOptions) -> LabelVocabulary:
+    return label_prediction.build_label_vocabulary(train, options)
+
+
+def known_label_ids(examples: LabelledPairs, vocabulary: LabelVocabulary) -> np.ndarray:
+    """Label ids, or ValueError naming the split and a label the model cannot predict."""
+    ids = vocabulary.label_ids(examples.labels)
+    unknown = sorted({examples.labels[i] for i in np.flatnonzero(ids < 0)})
+    if unknown:
+        raise ValueError(
+            f"{examples.source}: labels not in the training data: {unknown[:5]}; "
+            f"the training labels are {list(vocabulary.labels)}."
+        )
+    return ids
+
+
+def make_dataset(
+    examples: LabelledPairs, vocabulary: LabelVocabulary, options: TaskOptions, training: bool
+) -> tf.data.Dataset:
+    """({"image", "tokens"}, label id), with balanced sample weights if asked for."""
+    label_ids = known_label_ids(examples, vocabulary)
+    weights = None
+    if training and options.class_weight == "balanced":
+        per_class = label_prediction.balanced_class_weights(label_ids, len(vocabulary.labels))
+        weights = per_class[label_ids]
+    return label_prediction.labelled_dataset(examples, vocabulary, options, training, weights)
+
+
+class Classifier(LabelPredictor):
+    """The classification serving module: image_bytes + text -> label + probabilities."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
+            tf.TensorSpec([None], tf.string, name="text"),
+        ]
+    )
+    def serve(self, image_bytes, text):
+        label, probabilities = self.predict_raw(image_bytes, text, "text")
+        return {"label": label, "probabilities": probabilities}
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.serve}
+
+
+def evaluate(
+    model: keras.Model,
+    examples: LabelledPairs,
+    vocabulary: LabelVocabulary,
+    train: LabelledPairs,
+    options: TaskOptions,
+) -> EvaluationResult:
+    """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC (binary: of the second label in
+    the training order; multi-class: macro averages)."""
+    label_ids = known_label_ids(examples, vocabulary)
+    probabilities = label_prediction.predict_probabilities(
+        Classifier(model, vocabulary, options), examples, options
+    )
+    metrics = classification_metrics(label_ids, probabilities)
+    baseline = majority_class_baseline(
+        vocabulary.label_ids(train.labels), label_ids, len(vocabulary.labels)
+    )
+    picks = np.linspace(0, len(examples) - 1, num=min(3, len(examples)), dtype=int)
+    samples = [
+        {
+            "image": examples.image_paths[i],
+            "text": examples.texts[i],
+            "predicted": vocabulary.labels[int(np.argmax(probabilities[i]))],
+            "expected": examples.labels[i],
+        }
+        for i in picks
+    ]
+    return EvaluationResult(metrics, baseline, "majority training class", samples)
+
+
+def serving_module(model: keras.Model, vocabulary: LabelVocabulary, options: TaskOptions):
+    return Classifier(model, vocabulary, options)

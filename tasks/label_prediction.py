@@ -1,0 +1,179 @@
+"""What classification and VQA share: predict one of K labels for an (image, text) pair.
+
+Both tasks feed {"image", "tokens"} to a model that returns logits [B, K] over
+labels seen in training, train with cross-entropy and export a signature taking
+raw image bytes and a string; they differ in the label set, the text's name and
+the metrics (tasks/classification.py, tasks/vqa.py).
+"""
+
+import collections
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from datasets.labelled_pairs import LabelledPairs
+from datasets.pipeline import image_text_dataset
+from datasets.text import WordVocabulary
+from serving.guards import batch_of_strings, images_from_bytes, same_batch_size
+from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions
+
+UNKNOWN_LABEL_ID = -1
+
+
+@dataclass(frozen=True)
+class LabelVocabulary:
+    """The word vocabulary of the texts and the label names, id order.
+
+    Attributes:
+        text: vectorizes the texts.
+        labels: label (class or answer) names; a label's id is its index.
+    """
+
+    text: WordVocabulary
+    labels: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return self.text.size
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.text.tokens
+
+    def to_text(self) -> str:
+        return self.text.to_text()
+
+    def label_ids(self, labels: list[str]) -> np.ndarray:
+        """Label names -> ids, UNKNOWN_LABEL_ID for a label not seen in training."""
+        index = {label: position for position, label in enumerate(self.labels)}
+        return np.array([index.get(label, UNKNOWN_LABEL_ID) for label in labels], dtype=np.int32)
+
+
+def build_label_vocabulary(
+    train: LabelledPairs, options: TaskOptions, max_labels: int | None = None
+) -> LabelVocabulary:
+    """Words of the training texts; labels of the training examples, most frequent first
+    (ties by name), keeping at most `max_labels`."""
+    counts = collections.Counter(train.labels)
+    labels = sorted(counts, key=lambda label: (-counts[label], label))[:max_labels]
+    if len(labels) < 2:
+        raise ValueError(
+            f"{train.source}: the training labels must hold at least 2 distinct values; "
+            f"found {sorted(counts)}."
+        )
+    words = WordVocabulary.from_texts(train.texts, max_size=options.max_vocabulary_size)
+    return LabelVocabulary(words, tuple(labels))
+
+
+def model_arguments(vocabulary: LabelVocabulary, options: TaskOptions) -> dict:
+    return {
+        "vocabulary_size": vocabulary.size,
+        "sequence_length": options.sequence_length,
+        "image_size": options.image_size,
+        "num_classes": len(vocabulary.labels),
+    }
+
+
+def balanced_class_weights(label_ids: np.ndarray, num_classes: int) -> np.ndarray:
+    """Weight n / (k * n_c) per class, as scikit-learn's "balanced": each class's total is equal."""
+    counts = np.bincount(label_ids, minlength=num_classes).astype(np.float64)
+    weights = np.zeros(num_classes)
+    present = counts > 0
+    weights[present] = len(label_ids) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
+def labelled_dataset(
+    examples: LabelledPairs,
+    vocabulary: LabelVocabulary,
+    options: TaskOptions,
+    training: bool,
+    sample_weights: np.ndarray | None = None,
+) -> tf.data.Dataset:
+    """Examples with a known label -> ({"image", "tokens"}, label id[, sample weight])."""
+    label_ids = vocabulary.label_ids(examples.labels)
+    known = np.flatnonzero(label_ids != UNKNOWN_LABEL_ID)
+    extras = {"label": label_ids[known]}
+    if sample_weights is not None:
+        extras["weight"] = sample_weights[known].astype(np.float32)
+
+    def to_inputs(batch):
+        inputs = {
+            "image": batch["image"],
+            "tokens": vocabulary.text.encode(batch["text"], options.sequence_length),
+        }
+        if "weight" in batch:
+            return inputs, batch["label"], batch["weight"]
+        return inputs, batch["label"]
+
+    return image_text_dataset(
+        [examples.image_paths[i] for i in known],
+        [examples.texts[i] for i in known],
+        image_size=options.image_size,
+        batch_size=options.batch_size,
+        batch_transform=to_inputs,
+        training=training,
+        seed=options.seed,
+        extras=extras,
+    )
+
+
+def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        weighted_metrics=[],
+    )
+
+
+class LabelPredictor(tf.Module):
+    """(image, text) -> label probabilities and names, for evaluation and export.
+
+    Subclasses declare the serving signature with their task's input and output names.
+
+    Args:
+        model: maps {"image", "tokens"} to logits [B, K].
+        vocabulary: the words and labels the model was trained with.
+        options: image size and text length.
+    """
+
+    def __init__(self, model: keras.Model, vocabulary: LabelVocabulary, options: TaskOptions):
+        super().__init__(name="label_predictor")
+        self.model = model
+        self.text_vocabulary = vocabulary.text
+        self.labels = tf.constant(vocabulary.labels)
+        self.image_size = options.image_size
+        self.sequence_length = options.sequence_length
+
+    @tf.function(reduce_retracing=True)
+    def probabilities(self, images: tf.Tensor, texts: tf.Tensor) -> tf.Tensor:
+        tokens = self.text_vocabulary.encode(texts, self.sequence_length)
+        logits = self.model({"image": images, "tokens": tokens}, training=False)
+        return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+
+    def predict_raw(self, image_bytes: tf.Tensor, texts: tf.Tensor, text_name: str):
+        """Checks and decodes a request; returns (label names [B], probabilities [B, K])."""
+        texts = batch_of_strings(texts, text_name)
+        same_batch_size(image_bytes, texts, f"image_bytes and {text_name}")
+        probabilities = self.probabilities(images_from_bytes(image_bytes, self.image_size), texts)
+        return tf.gather(self.labels, tf.argmax(probabilities, axis=-1)), probabilities
+
+
+def predict_probabilities(
+    predictor: LabelPredictor, examples: LabelledPairs, options: TaskOptions
+) -> np.ndarray:
+    """Probabilities [N, K] for every example, in order (unknown labels included)."""
+    batches = image_text_dataset(
+        examples.image_paths,
+        examples.texts,
+        image_size=options.image_size,
+        batch_size=EVALUATION_BATCH_SIZE,
+        batch_transform=lambda batch: (batch["image"], batch["text"]),
+        training=False,
+    )
+    return np.concatenate(
+        [predictor.probabilities(images, texts).numpy() for images, texts in batches]
+    )

@@ -1,0 +1,92 @@
+"""Visual question answering as classification over the training answers (VQA v2 practice)."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from datasets.labelled_pairs import LabelledPairs
+from evaluation.vqa import most_frequent_answer_baseline, vqa_metrics
+from tasks import label_prediction
+from tasks.evaluation_result import EvaluationResult
+from tasks.label_prediction import UNKNOWN_LABEL_ID, LabelPredictor, LabelVocabulary
+from tasks.options import TaskOptions
+
+NAME = "vqa"
+# The answer vocabulary keeps the most frequent training answers, as VQA v2 models do.
+MAX_ANSWERS = 3000
+
+model_arguments = label_prediction.model_arguments
+compile_model = label_prediction.compile_model
+
+
+def build_vocabulary(train: LabelledPairs, options: TaskOptions) -> LabelVocabulary:
+    vocabulary = label_prediction.build_label_vocabulary(train, options, MAX_ANSWERS)
+    outside = int(np.sum(vocabulary.label_ids(train.labels) == UNKNOWN_LABEL_ID))
+    if outside:
+        print(
+            f"answers: {outside} of {len(train)} training questions have an answer outside "
+            f"the {MAX_ANSWERS} most frequent; they are not trained on (still evaluated)"
+        )
+    return vocabulary
+
+
+def make_dataset(
+    examples: LabelledPairs, vocabulary: LabelVocabulary, options: TaskOptions, training: bool
+) -> tf.data.Dataset:
+    """({"image", "tokens"}, answer id) for questions whose answer the model can give."""
+    return label_prediction.labelled_dataset(examples, vocabulary, options, training)
+
+
+def question_type(question: str) -> str:
+    """The first two words ("what colour", "how many", "is there"), a coarse question type."""
+    return " ".join(question.lower().split()[:2])
+
+
+class QuestionAnswerer(LabelPredictor):
+    """The VQA serving module: image_bytes + question -> answer + answer scores."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
+            tf.TensorSpec([None], tf.string, name="question"),
+        ]
+    )
+    def serve(self, image_bytes, question):
+        answer, scores = self.predict_raw(image_bytes, question, "question")
+        return {"answer": answer, "scores": scores}
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.serve}
+
+
+def evaluate(
+    model: keras.Model,
+    examples: LabelledPairs,
+    vocabulary: LabelVocabulary,
+    train: LabelledPairs,
+    options: TaskOptions,
+) -> EvaluationResult:
+    """VQA accuracy overall and per question type; every question counts, answerable or not."""
+    probabilities = label_prediction.predict_probabilities(
+        QuestionAnswerer(model, vocabulary, options), examples, options
+    )
+    predicted = [vocabulary.labels[i] for i in np.argmax(probabilities, axis=-1)]
+    answers = [[answer] for answer in examples.labels]
+    types = [question_type(question) for question in examples.texts]
+    metrics = vqa_metrics(predicted, answers, types)
+    baseline = most_frequent_answer_baseline(train.labels, answers)
+    picks = np.linspace(0, len(examples) - 1, num=min(3, len(examples)), dtype=int)
+    samples = [
+        {
+            "image": examples.image_paths[i],
+            "question": examples.texts[i],
+            "predicted": predicted[i],
+            "expected": examples.labels[i],
+        }
+        for i in picks
+    ]
+    return EvaluationResult(metrics, baseline, "most frequent training answer", samples)
+
+
+def serving_module(model: keras.Model, vocabulary: LabelVocabulary, options: TaskOptions):
+    return QuestionAnswerer(model, vocabulary, options)
