@@ -31,6 +31,7 @@ Command line: `python -m datasets.shapes --out DIR [--seed N] [--image-size N]
 """
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -56,7 +57,7 @@ from datasets.shapes_captions import (
     make_questions,
 )
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_COUNTS = {"train": 4000, "val": 500, "test": 500}
 MINIMUM_IMAGE_SIZE = 32
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -217,7 +218,8 @@ def _write_split(writer: _Writer, split: str, count: int, seed: int, image_size:
             annotations.append({"id": len(annotations) + 1, "image_id": index, "caption": caption})
         for question, answer in make_questions(objects, question_rng):
             questions.append({"image": image, "question": question, "answer": answer})
-        for text, label in make_matching(objects, matching_rng):
+        other_scene = functools.partial(_sample_scene, matching_rng, image_size)
+        for text, label in make_matching(objects, matching_rng, other_scene):
             statements.append({"image": image, "text": text, "label": label})
         ground_truth.append({"image": image, "objects": objects})
     info = {
@@ -317,7 +319,8 @@ def ensure_shapes_world(
             their `DEFAULT_COUNTS` value.
 
     Returns:
-        `<cache_dir>/shapes-v1-seed{seed}-{image_size}px-{train}-{val}-{test}`, complete.
+        `<cache_dir>/shapes-v<version>-seed{seed}-{image_size}px-{train}-{val}-{test}`,
+        complete (version: GENERATOR_VERSION).
         An existing complete folder is returned untouched; an incomplete one (no
         manifest, or a file missing) is regenerated.
 

@@ -8,14 +8,13 @@ images. `datasets/shapes.py` draws the images and writes the files.
 Two properties hold by construction:
 
 * every caption names every object's colour and shape, as `<colour> <shape>`;
-* a false matching statement is a true one with exactly one attribute (colour,
-  shape or position) of one object changed to another value that keeps the scene
-  possible, so true and false statements follow the same distribution and the text
-  alone carries no information about the label.
+* a false matching statement is a true statement of another scene drawn from the
+  same distribution, so true and false statements follow one distribution and the
+  text alone carries no information about the label.
 """
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -217,53 +216,36 @@ def fact(item: Object) -> str:
     return f"there is {describe(item, with_size=False)}"
 
 
-def perturb(
-    objects: Sequence[Object], rng: np.random.Generator, *, keep_scene_valid: bool
-) -> list[Object]:
-    """Changes exactly one attribute (colour, shape or position) of one object.
-
-    With `keep_scene_valid`, the new value keeps the scene one the generator could
-    have drawn (cells distinct, colour-shape pairs distinct), so that the changed
-    scene follows the same distribution as real ones; the result is in reading order.
-    """
-    choices = []
-    for index, item in enumerate(objects):
-        others = [other for position, other in enumerate(objects) if position != index]
-        taken_pairs = {(other["colour"], other["shape"]) for other in others}
-        taken_cells = {other["position"] for other in others} if keep_scene_valid else set()
-        options = {
-            "colour": [
-                c
-                for c in COLOURS
-                if c != item["colour"]
-                and not (keep_scene_valid and (c, item["shape"]) in taken_pairs)
-            ],
-            "shape": [
-                s
-                for s in SHAPES
-                if s != item["shape"]
-                and not (keep_scene_valid and (item["colour"], s) in taken_pairs)
-            ],
-            "position": [p for p in POSITIONS if p != item["position"] and p not in taken_cells],
-        }
-        choices += [(index, key, values) for key, values in options.items() if values]
-    index, key, values = choices[rng.integers(len(choices))]
-    changed = [dict(item) for item in objects]
-    changed[index][key] = values[rng.integers(len(values))]
-    return reading_order(changed)
+def _key(item: Object) -> tuple:
+    return (item["colour"], item["shape"], item["position"], item["size"])
 
 
-def make_matching(objects: Sequence[Object], rng: np.random.Generator) -> list[tuple[str, str]]:
+def make_matching(
+    objects: Sequence[Object], rng: np.random.Generator, sample_scene: Callable[[], list[Object]]
+) -> list[tuple[str, str]]:
     """One true and one false statement of the same form, in random order.
 
     The form is the canonical caption or a single fact (half the images each).
+    The false statement describes another scene drawn by `sample_scene` from
+    the same distribution (redrawn until it is false for this image), as
+    image-text matching negatives are (ITM in ALBEF, MMF): true and false texts
+    then follow one distribution, so the text alone carries no information about
+    the label, and each image has one of each, so the image alone carries none.
     """
-    if rng.random() < 0.5:
-        true_text = canonical_caption(objects)
-        false_text = canonical_caption(perturb(objects, rng, keep_scene_valid=True))
-    else:
-        item = objects[rng.integers(len(objects))]
-        true_text = fact(item)
-        false_text = fact(perturb([item], rng, keep_scene_valid=False)[0])
+    truth = {_key(item) for item in objects}
+    as_facts = rng.random() < 0.5
+    item = objects[rng.integers(len(objects))]
+    true_text = fact(item) if as_facts else canonical_caption(objects)
+    while True:
+        other = sample_scene()
+        if as_facts:
+            stated = other[rng.integers(len(other))]
+            present = {key[:3] for key in truth}
+            if _key(stated)[:3] not in present:
+                false_text = fact(stated)
+                break
+        elif {_key(other_item) for other_item in other} != truth:
+            false_text = canonical_caption(other)
+            break
     pairs = [(true_text, "match"), (false_text, "mismatch")]
     return pairs if rng.random() < 0.5 else pairs[::-1]

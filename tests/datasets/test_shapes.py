@@ -349,7 +349,7 @@ def distance(first: tuple, second: tuple) -> int:
     return sum(a != b for a, b in zip(first, second, strict=True))
 
 
-def test_matching_has_one_true_and_one_minimally_changed_false_statement(larger_world):
+def test_matching_has_one_true_and_one_false_statement_of_the_same_form(larger_world):
     objects = objects_by_image(larger_world, "train")
     statements = collections.defaultdict(list)
     for record in read_jsonl(larger_world / "matching_train.jsonl"):
@@ -362,7 +362,7 @@ def test_matching_has_one_true_and_one_minimally_changed_false_statement(larger_
             record["label"]: check_statement(record["text"], objects[image]) for record in records
         }
         assert results["match"][1] == 0, records
-        assert results["mismatch"][1] == 1, records
+        assert results["mismatch"][1] >= 1, records
         assert results["match"][0] == results["mismatch"][0], records
         forms[results["match"][0]] += 1
     assert min(forms.values()) > 0.35 * len(statements), forms
@@ -488,7 +488,7 @@ def test_command_line_prints_the_folder(tmp_path):
     ]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     folder = Path(result.stdout.strip())
-    assert folder == tmp_path / "shapes-v1-seed3-40px-2-1-1"
+    assert folder == tmp_path / f"shapes-v{shapes.GENERATOR_VERSION}-seed3-40px-2-1-1"
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["counts"] == {"train": 2, "val": 1, "test": 1}
     with Image.open(io.BytesIO((folder / "images/test/000001.jpg").read_bytes())) as image:
