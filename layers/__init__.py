@@ -8,10 +8,14 @@ from layers.cross_attention_fusion import CrossAttentionFusion
 from layers.gated_fusion import GatedFusion
 from layers.image_text_alignment_lstm import ImageTextAlignmentLSTM
 from layers.multiply_sum_fusion import MultiplySumFusion
+from layers.pairwise_attention_score import PairwiseAttentionScore
+from layers.position_embedding import PositionEmbedding
 from layers.projection_head import ProjectionHead
 from layers.recurrent_text_encoder import RecurrentTextEncoder
 from layers.small_cnn_encoder import SmallCNNEncoder
+from layers.soft_attention_lstm_decoder import SoftAttentionLSTMDecoder
 from layers.sum_fusion import SumFusion
+from layers.transformer_text_encoder import TransformerTextEncoder
 from layers.weighted_fusion import WeightedFusion
 
 __all__ = [
@@ -25,7 +29,11 @@ __all__ = [
     "SumFusion",
     "WeightedFusion",
     "ImageTextAlignmentLSTM",
+    "PairwiseAttentionScore",
+    "PositionEmbedding",
     "ProjectionHead",
     "RecurrentTextEncoder",
     "SmallCNNEncoder",
+    "SoftAttentionLSTMDecoder",
+    "TransformerTextEncoder",
 ]

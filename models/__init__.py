@@ -1,7 +1,13 @@
 """Model builders; importing this package registers every model by name."""
 
-from models import dual_encoder, pair_classifier, show_and_tell  # noqa: F401  (registers the builders)
-from models import show_attend_tell  # noqa: F401  (registers the builder)
+from models import (  # noqa: F401  (importing registers the builders)
+    dual_encoder,
+    image_text_alignment,
+    pair_classifier,
+    retrieval_attention,
+    show_and_tell,
+    show_attend_tell,
+)
 from models.registry import (
     ModelSpec,
     build_model,

@@ -1,4 +1,9 @@
-"""Captioning: teacher-forced training, BLEU/CIDEr-D evaluation, image_bytes -> caption export."""
+"""Captioning: teacher-forced training, BLEU/CIDEr-D evaluation, image_bytes -> caption export.
+
+A model whose "caption_decoder" also returns "attention" [B, T, N] (weights over
+N image regions at each step) exports a second signature, caption_with_attention:
+image_bytes -> caption and the attention behind each of its words.
+"""
 
 import keras
 import numpy as np
@@ -9,7 +14,7 @@ from datasets.pipeline import image_dataset, image_text_dataset
 from datasets.text import PAD_ID, WordVocabulary
 from evaluation.captioning import caption_metrics, captioning_baseline
 from serving.guards import images_from_bytes
-from tasks.caption_decoding import beam_search_decode
+from tasks.caption_decoding import beam_search_decode, caption_attention
 from tasks.evaluation_result import EvaluationResult
 from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions
 
@@ -51,7 +56,7 @@ def make_dataset(
     )
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
+def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
         # Mean over real tokens: padding must not dilute the loss or the step size.
@@ -80,11 +85,17 @@ class CaptionGenerator(tf.Module):
         self.steps = options.sequence_length - 1
         self.beam_size = options.beam_size
 
+    def _decode(self, images: tf.Tensor) -> tuple[dict, tf.Tensor]:
+        """float32 [B, S, S, 3] -> (image features, best-beam token ids int32 [B, steps])."""
+        features = self.image_encoder(images, training=False)
+        return features, beam_search_decode(
+            self.caption_decoder, features, self.steps, self.beam_size
+        )
+
     @tf.function(reduce_retracing=True)
     def generate(self, images: tf.Tensor) -> tf.Tensor:
         """float32 [B, S, S, 3] -> caption strings [B]."""
-        features = self.image_encoder(images, training=False)
-        ids = beam_search_decode(self.caption_decoder, features, self.steps, self.beam_size)
+        _, ids = self._decode(images)
         return self.vocabulary.decode(ids)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
@@ -93,6 +104,41 @@ class CaptionGenerator(tf.Module):
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve}
+
+
+class AttentionCaptionGenerator(CaptionGenerator):
+    """A CaptionGenerator that can also return where the decoder looked for each word.
+
+    For models whose "caption_decoder" returns a dict with "logits" and
+    "attention" [B, T, N]. Its export adds the signature caption_with_attention:
+    image_bytes string[None] -> caption string[None] and attention float32
+    [None, T, N], where T = sequence_length - 1 and N is the number of image
+    regions (a row-major grid for the CNN encoders). Row t holds the weights
+    behind the caption's t-th word and sums to 1; the rows after the last word
+    are zero. serving_default is the same as CaptionGenerator's.
+    """
+
+    @tf.function(reduce_retracing=True)
+    def generate_with_attention(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """float32 [B, S, S, 3] -> (caption strings [B], attention float32 [B, T, N])."""
+        features, ids = self._decode(images)
+        attention = caption_attention(self.caption_decoder, features, ids)
+        return self.vocabulary.decode(ids), attention
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_with_attention(self, image_bytes: tf.Tensor) -> dict:
+        images = images_from_bytes(image_bytes, self.image_size)
+        captions, attention = self.generate_with_attention(images)
+        return {"caption": captions, "attention": attention}
+
+    def signatures(self) -> dict:
+        return {**super().signatures(), "caption_with_attention": self.serve_with_attention}
+
+
+def returns_attention(model: keras.Model) -> bool:
+    """Whether the model's "caption_decoder" returns attention weights beside its logits."""
+    outputs = model.get_layer("caption_decoder").output
+    return isinstance(outputs, dict) and "attention" in outputs
 
 
 def generate_captions(
@@ -132,4 +178,6 @@ def evaluate(
 
 
 def serving_module(model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
-    return CaptionGenerator(model, vocabulary, options)
+    """The export: AttentionCaptionGenerator when the decoder returns attention."""
+    generator = AttentionCaptionGenerator if returns_attention(model) else CaptionGenerator
+    return generator(model, vocabulary, options)

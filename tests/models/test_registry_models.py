@@ -13,14 +13,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets.coco_captions import read_coco_captions
 from datasets.pipeline import image_dataset
+from datasets.sources import TASK_DATA
 from models import get_model_spec, model_names
 from serving.export import export_saved_model
 from tasks import get_task
 from tasks.options import TaskOptions
 
 OPTIONS = TaskOptions(image_size=64, batch_size=8, sequence_length=16, beam_size=2, seed=0)
+
+
+def shapes_split(task_name: str, world, split: str = "train"):
+    """The tiny shapes world's examples in the form `task_name` reads."""
+    return TASK_DATA[task_name].read_shapes(world, split)
+
+
+def first_text(examples) -> str:
+    return examples.captions[0][0] if hasattr(examples, "captions") else examples.texts[0]
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +42,10 @@ def trained(tiny_shapes_world):
             keras.utils.set_random_seed(0)
             spec = get_model_spec(name)
             task = get_task(spec.task)
-            train = read_coco_captions(tiny_shapes_world / "captions_train.json")
+            train = shapes_split(spec.task, tiny_shapes_world)
             vocabulary = task.build_vocabulary(train, OPTIONS)
             model = spec.builder(**task.model_arguments(vocabulary, OPTIONS))
-            task.compile_model(model, 3e-3)
+            task.compile_model(model, 3e-3, OPTIONS)
             batches = task.make_dataset(train, vocabulary, OPTIONS, training=True).take(2).cache()
             history = model.fit(
                 batches.repeat(), steps_per_epoch=10, epochs=6, verbose=0, shuffle=False
@@ -52,16 +61,19 @@ def trained(tiny_shapes_world):
 def test_forward_pass_shapes(name, tiny_shapes_world):
     spec = get_model_spec(name)
     task = get_task(spec.task)
-    train = read_coco_captions(tiny_shapes_world / "captions_train.json")
+    train = shapes_split(spec.task, tiny_shapes_world)
     vocabulary = task.build_vocabulary(train, OPTIONS)
     model = spec.builder(**task.model_arguments(vocabulary, OPTIONS))
     inputs, *_ = next(iter(task.make_dataset(train, vocabulary, OPTIONS, training=False)))
     outputs = model(inputs, training=False)
     batch = inputs["image"].shape[0]
-    if task.NAME == "captioning":
-        assert outputs.shape == (batch, OPTIONS.sequence_length - 1, vocabulary.size)
-    else:
-        assert outputs.shape == (batch, batch)
+    expected = {
+        "captioning": (batch, OPTIONS.sequence_length - 1, vocabulary.size),
+        "retrieval": (batch, batch),
+        "classification": (batch, len(getattr(vocabulary, "labels", ()))),
+        "vqa": (batch, len(getattr(vocabulary, "labels", ()))),
+    }
+    assert tuple(outputs.shape) == expected[task.NAME]
     assert np.all(np.isfinite(outputs))
 
 
@@ -94,7 +106,8 @@ RELOAD_SCRIPT = textwrap.dedent(
         scalar = {key: image if key == "image_bytes" else texts[0] for key in inputs}
         checks = [scalar]
         if len(inputs) == 2:  # one image with two texts must not be broadcast
-            checks.append({"image_bytes": images[:1], "text": texts})
+            other = next(key for key in inputs if key != "image_bytes")
+            checks.append({"image_bytes": images[:1], other: texts})
         refused[name] = []
         for feed in checks:
             try:
@@ -132,7 +145,7 @@ def test_export_reloads_in_a_process_that_imports_only_tensorflow(name, trained,
     version_dir = export_saved_model(module, tmp_path / name)
     assert version_dir.name == "1"
     image_path = train.image_paths[0]
-    text = train.captions[0][0]
+    text = first_text(train)
     reloaded = reload_in_fresh_process(version_dir, image_path, text, cwd=tmp_path)
     assert reloaded["project_modules"] == []
     results = reloaded["results"]
@@ -143,25 +156,67 @@ def test_export_reloads_in_a_process_that_imports_only_tensorflow(name, trained,
     # train/serve skew in the exported preprocessing shows up as a difference here.
     decoded = next(iter(image_dataset([image_path] * 2, image_size=64, batch_size=2)))
     texts = tf.constant([text, "a blue circle"])
-    if task.NAME == "captioning":
-        assert set(results) == {"serving_default"}
-        captions = results["serving_default"]["caption"]
-        assert captions == [c.decode() for c in module.generate(decoded).numpy()]
-        assert len(captions) == 2 and captions[0] == captions[1] and captions[0].strip()
-    else:
-        assert set(results) == {"serving_default", "encode_image", "encode_text"}
-        image_embedding = np.array(results["encode_image"]["embedding"])
-        text_embedding = np.array(results["encode_text"]["embedding"])
-        np.testing.assert_allclose(np.linalg.norm(image_embedding, axis=1), 1.0, atol=1e-5)
-        np.testing.assert_allclose(np.linalg.norm(text_embedding, axis=1), 1.0, atol=1e-5)
-        np.testing.assert_allclose(
-            image_embedding, model.get_layer("image_encoder")(decoded), atol=1e-5
-        )
-        np.testing.assert_allclose(
-            text_embedding,
-            model.get_layer("text_encoder")(vocabulary.encode(texts, OPTIONS.sequence_length)),
-            atol=1e-5,
-        )
-        expected_scores = np.sum(image_embedding * text_embedding, axis=1)
-        np.testing.assert_allclose(results["serving_default"]["score"], expected_scores, atol=1e-5)
+    CHECK_EXPORT[task.NAME](results, module, model, vocabulary, decoded, texts)
     assert export_saved_model(module, tmp_path / name).name == "2"
+
+
+def check_captioning_export(results, module, model, vocabulary, decoded, texts):
+    assert "serving_default" in results
+    captions = results["serving_default"]["caption"]
+    assert captions == [c.decode() for c in module.generate(decoded).numpy()]
+    assert len(captions) == 2 and captions[0] == captions[1] and captions[0].strip()
+
+
+def check_retrieval_export(results, module, model, vocabulary, decoded, texts):
+    tokens = vocabulary.encode(texts, OPTIONS.sequence_length)
+    if hasattr(module, "pair_scorer"):  # joint scoring: no standalone embeddings
+        assert set(results) == {"serving_default"}
+        expected = module.pair_scorer(
+            model.get_layer("image_encoder")(decoded),
+            model.get_layer("text_encoder")(tokens),
+            aligned=True,
+        )
+        np.testing.assert_allclose(results["serving_default"]["score"], expected, atol=1e-4)
+        return
+    assert set(results) == {"serving_default", "encode_image", "encode_text"}
+    image_embedding = np.array(results["encode_image"]["embedding"])
+    text_embedding = np.array(results["encode_text"]["embedding"])
+    np.testing.assert_allclose(np.linalg.norm(image_embedding, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(text_embedding, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        image_embedding, model.get_layer("image_encoder")(decoded), atol=1e-5
+    )
+    np.testing.assert_allclose(text_embedding, model.get_layer("text_encoder")(tokens), atol=1e-5)
+    expected_scores = np.sum(image_embedding * text_embedding, axis=1)
+    np.testing.assert_allclose(results["serving_default"]["score"], expected_scores, atol=1e-5)
+
+
+def label_export_checker(label_key: str, scores_key: str):
+    def check(results, module, model, vocabulary, decoded, texts):
+        assert set(results) == {"serving_default"}
+        served = results["serving_default"]
+        expected = module.probabilities(decoded, texts).numpy()
+        np.testing.assert_allclose(served[scores_key], expected, atol=1e-5)
+        np.testing.assert_allclose(np.sum(served[scores_key], axis=1), 1.0, atol=1e-5)
+        assert served[label_key] == [vocabulary.labels[i] for i in np.argmax(expected, axis=1)]
+
+    return check
+
+
+CHECK_EXPORT = {
+    "captioning": check_captioning_export,
+    "retrieval": check_retrieval_export,
+    "classification": label_export_checker("label", "probabilities"),
+    "vqa": label_export_checker("answer", "scores"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", model_names())
+def test_evaluate_returns_finite_metrics_and_a_baseline(name, trained, tiny_shapes_world):
+    model, task, vocabulary, train, _, _ = trained(name)
+    test = shapes_split(task.NAME, tiny_shapes_world, "test")
+    result = task.evaluate(model, test, vocabulary, train, OPTIONS)
+    assert result.metrics and set(result.baseline) <= set(result.metrics)
+    assert all(np.isfinite(value) for value in result.metrics.values()), result.metrics
+    assert result.samples

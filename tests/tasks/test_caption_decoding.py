@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from datasets.text import END_ID, PAD_ID, START_ID
-from tasks.caption_decoding import beam_search_decode, greedy_decode
+from tasks.caption_decoding import beam_search_decode, caption_attention, greedy_decode
 
 VOCABULARY = 8
 A, B, C, D, E = 4, 5, 6, 7, 3  # word ids; E is <end>
@@ -75,3 +75,40 @@ def test_decoding_runs_as_one_traced_graph_for_any_batch():
     )
     assert decode(tf.zeros([4, 3])).shape == (4, 5)
     assert decode(tf.zeros([0, 3])).shape == (0, 5)
+
+
+def with_attention(decoder, regions=3):
+    """The decoder as one returning a dict; attention at each step marks the input token."""
+
+    def decoder_with_attention(inputs, training=False):
+        tokens = inputs["tokens"]
+        attention = tf.one_hot(tokens % regions, regions) * 0.5 + 0.5 / regions
+        return {"logits": decoder(inputs, training), "attention": attention}
+
+    return decoder_with_attention
+
+
+def test_decoders_returning_a_dict_decode_the_same():
+    decoder = table_decoder(transitions())
+    for beam_size in (1, 2):
+        np.testing.assert_array_equal(
+            beam_search_decode(with_attention(decoder), features(2), steps=5, beam_size=beam_size),
+            beam_search_decode(decoder, features(2), steps=5, beam_size=beam_size),
+        )
+
+
+def test_caption_attention_has_one_row_per_word_of_the_caption():
+    decoder = with_attention(table_decoder(transitions()))
+    ids = tf.constant([[A, C, END_ID, PAD_ID, PAD_ID], [B, END_ID, PAD_ID, PAD_ID, PAD_ID]])
+    attention = caption_attention(decoder, features(2), ids).numpy()
+    assert attention.shape == (2, 5, 3) and attention.dtype == np.float32
+    # Teacher-forced on <start> and the caption: the row of a word saw the token before it.
+    expected_first = decoder({"tokens": tf.constant([[START_ID, A, C, 0, 0]])})["attention"]
+    np.testing.assert_allclose(attention[0, :2], expected_first[0, :2])
+    np.testing.assert_allclose(attention.sum(-1), [[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+
+
+def test_caption_attention_of_a_caption_that_never_ends_covers_every_step():
+    decoder = with_attention(table_decoder(transitions()))
+    attention = caption_attention(decoder, features(1), tf.constant([[A, C, D, A]])).numpy()
+    np.testing.assert_allclose(attention.sum(-1), [[1, 1, 1, 1]])
