@@ -18,12 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import train  # noqa: E402  (after the path is set)
 from models.fusions import FUSIONS  # noqa: E402
+from models.pair_classifier import DEFAULT_FUSION  # noqa: E402
 
 COLUMNS = ("accuracy", "f1", "roc_auc")
 
 
-def run_one(model: str, fusion: str | None, common: list[str]) -> dict:
-    argv = ["--model", model, "--no-export", *common]
+def run_one(model: str, fusion: str | None, common: list[str], export: bool) -> dict:
+    """Trains and evaluates one model; `export` keeps the run in saved_models/ (the
+    model table reads default runs from there)."""
+    argv = ["--model", model, *common] + ([] if export else ["--no-export"])
     if fusion:
         argv += ["--fusion", fusion]
     summary = train.run(train.parse_args(argv))
@@ -59,8 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args(argv)
     common = ["--dataset", args.dataset] + (["--epochs", args.epochs] if args.epochs else [])
-    rows = [run_one("image_only", None, common), run_one("text_only", None, common)]
-    rows += [run_one("fusion_classifier", fusion, common) for fusion in args.fusions]
+    default_run = not common[2:] and args.dataset == "shapes"
+    rows = [run_one(name, None, common, default_run) for name in ("image_only", "text_only")]
+    for fusion in args.fusions:
+        if fusion == DEFAULT_FUSION:  # the default run of fusion_classifier itself
+            rows.append(run_one("fusion_classifier", None, common, default_run))
+            rows[-1]["model"] += f" --fusion {fusion}"
+        else:
+            rows.append(run_one("fusion_classifier", fusion, common, export=False))
     table = format_rows(rows)
     print("\n" + table)
     if args.json:
