@@ -2,8 +2,8 @@
 
 A question with 3 or more human answers is scored as in Antol et al., "VQA:
 Visual Question Answering", ICCV 2015, and VQA v2 (Goyal et al., CVPR 2017):
-`min(#humans who gave the predicted answer / 3, 1)`, so 3 agreeing
-annotators give full credit. A question with fewer than 3 answers (the
+`min(#humans who gave the predicted answer / 3, 1)`, averaged over the
+subsets of annotators that leave one out, as the official vqaEval.py does. A question with fewer than 3 answers (the
 built-in shapes world has exactly one) is scored by exact match: 1 if the
 prediction equals any of its answers, else 0. Answers are compared after
 `normalize_answer`.
@@ -11,7 +11,7 @@ prediction equals any of its answers, else 0. Answers are compared after
 Example:
 
 >>> vqa_accuracy(["two", "red"], [["two", "Two", "2", "two."], ["blue"]])
-0.5
+0.375
 """
 
 import collections
@@ -94,10 +94,15 @@ def _validated_pairs(
 
 
 def _question_score(prediction: str, human_answers: list[str]) -> float:
-    """The soft VQA score with 3 or more answers, else exact match."""
+    """The official soft VQA score with 3 or more answers, else exact match."""
     matches = human_answers.count(prediction)
     if len(human_answers) >= _SOFT_SCORE_MIN_ANSWERS:
-        return min(matches / 3.0, 1.0)
+        # Leave each annotator out in turn (vqaEval.py): leaving out one who agreed
+        # removes a match, leaving out another does not.
+        total = len(human_answers)
+        with_all = min(matches / 3.0, 1.0)
+        without_one = min((matches - 1) / 3.0, 1.0)
+        return (matches * without_one + (total - matches) * with_all) / total
     return 1.0 if matches else 0.0
 
 
@@ -107,17 +112,15 @@ def vqa_accuracy(predicted: Sequence[str], answers: Sequence[Sequence[str]]) -> 
     Per question, with prediction p and human answers A (both passed through
     `normalize_answer`):
 
-    - 3 or more answers: `min(#{a in A : a == p} / 3, 1)`, the formula of the
-      VQA paper; 2 of 10 annotators agreeing gives 2/3.
+    - 3 or more answers: the official VQA v2 score (vqaEval.py): the mean, over
+      the subsets of annotators that leave one out, of
+      `min(#{a in subset : a == p} / 3, 1)`. With 10 answers, 1, 2 and 3
+      agreeing annotators give 0.3, 0.6 and 0.9; 4 or more give 1.
     - 1 or 2 answers: exact match, 1 if p is in A, else 0.
 
-    The official VQA v2 script (vqaEval.py) instead averages the soft score
-    over the subsets of annotators that leave one out (10 subsets of 9 for
-    VQA v2's 10 answers). With 10 answers that gives 0.3 rather than 1/3 for 1
-    agreeing annotator, 0.6 rather than 2/3 for 2, 0.9 rather than 1 for 3, and
-    the same value for 0 or 4 or more. So this is not exactly the number the
-    official evaluation server reports, and it also leaves out part of the
-    official answer normalization (see `normalize_answer`).
+    The answer normalization is lighter than the official one (see
+    `normalize_answer`), so answers that differ only in the parts it leaves out
+    are not matched.
 
     Args:
         predicted: One predicted answer per question.
@@ -135,7 +138,7 @@ def vqa_accuracy(predicted: Sequence[str], answers: Sequence[Sequence[str]]) -> 
 
     >>> ten_answers = ["red"] * 2 + ["blue"] * 8
     >>> round(vqa_accuracy(["red"], [ten_answers]), 4)
-    0.6667
+    0.6
     >>> vqa_accuracy(["Blue."], [ten_answers])
     1.0
     """

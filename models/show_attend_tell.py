@@ -38,7 +38,27 @@ def build_show_attend_tell(
     its last token) to next-token logits [B, T, vocabulary_size]. It nests two
     models that decoding and export reuse: "image_encoder" (image ->
     {"image_regions": [B, N, C]}) and "caption_decoder" (image_regions + tokens
-    -> {"logits": [B, T, V], "attention": float32 [B, T, N]}).
+    -> {"logits": [B, T, V], "attention": float32 [B, T, N]}); with the
+    attention, the captioning export adds the caption_with_attention signature.
+
+    Args:
+        vocabulary_size: output classes, reserved tokens included.
+        sequence_length: tokens per caption with <start> and <end>; the model
+            reads sequence_length - 1 of them.
+        image_size: side of the square input images.
+        image_encoder: a name of `models.image_encoders.IMAGE_ENCODERS`; its
+            "regions" are attended over ("small_cnn": a 4x4 grid at 64 px).
+        image_weights: None, "imagenet" or a weights file for the encoder.
+        freeze_image_encoder: keep the encoder's backbone fixed.
+        feature_dim: width of each region feature.
+        embedding_dim: token embedding size, also that of the deep output.
+        units: LSTM units.
+        attention_dim: hidden size of the additive attention.
+        attention_regularization: weight of the doubly stochastic attention
+            penalty. The caption loss here is a mean over tokens, not the
+            paper's sum over a caption, so the paper's 1 is about 1 / (words
+            in a caption); 0.05 suits captions of ~20 tokens.
+        dropout: dropout on the token embeddings and on the deep output.
     """
     backbone = build_image_encoder(
         image_encoder,

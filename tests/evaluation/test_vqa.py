@@ -50,7 +50,7 @@ def test_normalize_answer_rejects_non_strings():
 
 
 @pytest.mark.parametrize(
-    "agreeing, expected", [(0, 0.0), (1, 1 / 3), (2, 2 / 3), (3, 1.0), (4, 1.0), (10, 1.0)]
+    "agreeing, expected", [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0), (10, 1.0)]
 )
 def test_soft_accuracy_with_ten_answers(agreeing, expected):
     assert vqa_accuracy(["red"], [ten_answers("red", agreeing)]) == pytest.approx(expected)
@@ -58,12 +58,13 @@ def test_soft_accuracy_with_ten_answers(agreeing, expected):
 
 def test_soft_accuracy_compares_normalized_answers():
     answers = ["Red.", "red", " RED ", "blue"]
-    assert vqa_accuracy(["red"], [answers]) == 1.0
-    assert vqa_accuracy(["Blue."], [answers]) == pytest.approx(1 / 3)
+    # Leave-one-out over 4 annotators: 3 subsets keep 2 reds, 1 keeps all 3.
+    assert vqa_accuracy(["red"], [answers]) == pytest.approx((3 * 2 / 3 + 1) / 4)
+    assert vqa_accuracy(["Blue."], [answers]) == pytest.approx(3 * (1 / 3) / 4)
 
 
 def test_three_answers_are_scored_softly_and_fewer_by_exact_match():
-    assert vqa_accuracy(["red"], [["red", "blue", "green"]]) == pytest.approx(1 / 3)
+    assert vqa_accuracy(["red"], [["red", "blue", "green"]]) == pytest.approx(2 / 9)
     assert vqa_accuracy(["red"], [["red", "blue"]]) == 1.0
     assert vqa_accuracy(["green"], [["red", "blue"]]) == 0.0
 
@@ -77,7 +78,7 @@ def test_exact_match_with_one_answer():
 def test_accuracy_is_the_mean_over_questions():
     predicted = ["red", "two", "yes"]
     answers = [ten_answers("red", 2), ["two"], ten_answers("no", 3)]
-    assert vqa_accuracy(predicted, answers) == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert vqa_accuracy(predicted, answers) == pytest.approx((0.6 + 1 + 0) / 3)
     assert type(vqa_accuracy(predicted, answers)) is float
 
 
@@ -92,8 +93,8 @@ def test_vqa_metrics_per_question_type():
         "vqa_accuracy/count",
         "vqa_accuracy/shape",
     ]
-    assert metrics["vqa_accuracy"] == pytest.approx((1 + 0 + 1 + 1 / 3) / 4)
-    assert metrics["vqa_accuracy/color"] == pytest.approx((1 + 1 / 3) / 2)
+    assert metrics["vqa_accuracy"] == pytest.approx((1 + 0 + 1 + 0.3) / 4)
+    assert metrics["vqa_accuracy/color"] == pytest.approx((1 + 0.3) / 2)
     assert metrics["vqa_accuracy/count"] == 0.0
     assert metrics["vqa_accuracy/shape"] == 1.0
     assert all(type(value) is float for value in metrics.values())
@@ -151,7 +152,7 @@ def test_most_frequent_answer_baseline():
     train = ["circle", "Circle", "square", "triangle"]
     answers = [["circle"], ["square"], ten_answers("circle", 2), ["triangle"]]
     baseline = most_frequent_answer_baseline(train, answers)
-    assert baseline == {"vqa_accuracy": pytest.approx((1 + 0 + 2 / 3 + 0) / 4)}
+    assert baseline == {"vqa_accuracy": pytest.approx((1 + 0 + 0.6 + 0) / 4)}
 
 
 def test_most_frequent_answer_baseline_per_type():
