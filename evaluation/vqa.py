@@ -3,10 +3,10 @@
 A question with 3 or more human answers is scored as in Antol et al., "VQA:
 Visual Question Answering", ICCV 2015, and VQA v2 (Goyal et al., CVPR 2017):
 `min(#humans who gave the predicted answer / 3, 1)`, averaged over the
-subsets of annotators that leave one out, as the official vqaEval.py does. A question with fewer than 3 answers (the
-built-in shapes world has exactly one) is scored by exact match: 1 if the
-prediction equals any of its answers, else 0. Answers are compared after
-`normalize_answer`.
+subsets of annotators that leave one out, as the official vqaEval.py does. A
+question with fewer than 3 answers (the built-in shapes world has exactly one)
+is scored by exact match: 1 if the prediction equals any of its answers, else 0.
+Answers are compared after `normalize_answer`.
 
 Example:
 

@@ -7,6 +7,7 @@ from layers.contrastive_logits import ContrastiveLogits
 from layers.cross_attention_fusion import CrossAttentionFusion
 from layers.gated_fusion import GatedFusion
 from layers.image_text_alignment_lstm import ImageTextAlignmentLSTM
+from layers.inference_mode_backbone import InferenceModeBackbone
 from layers.multiply_sum_fusion import MultiplySumFusion
 from layers.pairwise_attention_score import PairwiseAttentionScore
 from layers.position_embedding import PositionEmbedding
@@ -29,6 +30,7 @@ __all__ = [
     "SumFusion",
     "WeightedFusion",
     "ImageTextAlignmentLSTM",
+    "InferenceModeBackbone",
     "PairwiseAttentionScore",
     "PositionEmbedding",
     "ProjectionHead",

@@ -1,5 +1,7 @@
 """Image+text classification: one label per (image, text) pair, binary or multi-class."""
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -46,6 +48,14 @@ def make_dataset(
     return label_prediction.labelled_dataset(examples, vocabulary, options, training, weights)
 
 
+def defined(metrics: dict[str, float], source: str) -> dict[str, float]:
+    """Drops metrics that are undefined on this split (an AUC when one class is absent)."""
+    undefined = [name for name, value in metrics.items() if math.isnan(value)]
+    if undefined:
+        print(f"{source}: {', '.join(undefined)} undefined (only one class present); not reported")
+    return {name: value for name, value in metrics.items() if name not in undefined}
+
+
 class Classifier(LabelPredictor):
     """The classification serving module: image_bytes + text -> label + probabilities."""
 
@@ -76,9 +86,12 @@ def evaluate(
     probabilities = label_prediction.predict_probabilities(
         Classifier(model, vocabulary, options), examples, options
     )
-    metrics = classification_metrics(label_ids, probabilities)
-    baseline = majority_class_baseline(
-        vocabulary.label_ids(train.labels), label_ids, len(vocabulary.labels)
+    metrics = defined(classification_metrics(label_ids, probabilities), examples.source)
+    baseline = defined(
+        majority_class_baseline(
+            vocabulary.label_ids(train.labels), label_ids, len(vocabulary.labels)
+        ),
+        examples.source,
     )
     picks = np.linspace(0, len(examples) - 1, num=min(3, len(examples)), dtype=int)
     samples = [

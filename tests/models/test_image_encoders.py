@@ -8,12 +8,8 @@ import pytest
 import tensorflow as tf
 from keras.src.utils import file_utils
 
-from models.image_encoders import (
-    APPLICATIONS,
-    IMAGE_ENCODERS,
-    InferenceModeBackbone,
-    build_image_encoder,
-)
+from layers import InferenceModeBackbone
+from models.image_encoders import APPLICATIONS, IMAGE_ENCODERS, build_image_encoder
 
 IMAGE_SIZE = 32
 FEATURE_DIM = 8
