@@ -42,6 +42,7 @@ class ContrastiveLogits(layers.Layer):
             shape=(),
             initializer=keras.initializers.Constant(math.log(1.0 / self.initial_temperature)),
             dtype="float32",
+            autocast=False,
         )
 
     def call(self, image_embeddings, text_embeddings):

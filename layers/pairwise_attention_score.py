@@ -80,6 +80,7 @@ class PairwiseAttentionScore(layers.Layer):
                 shape=(),
                 initializer=keras.initializers.Constant(math.log(1.0 / self.initial_temperature)),
                 dtype="float32",
+                autocast=False,
             )
 
     def call(self, image_regions, text_features, aligned=False):

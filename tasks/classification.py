@@ -93,16 +93,8 @@ def evaluate(
         ),
         examples.source,
     )
-    picks = np.linspace(0, len(examples) - 1, num=min(3, len(examples)), dtype=int)
-    samples = [
-        {
-            "image": examples.image_paths[i],
-            "text": examples.texts[i],
-            "predicted": vocabulary.labels[int(np.argmax(probabilities[i]))],
-            "expected": examples.labels[i],
-        }
-        for i in picks
-    ]
+    predicted = [vocabulary.labels[i] for i in np.argmax(probabilities, axis=-1)]
+    samples = label_prediction.prediction_samples(examples, predicted, "text")
     return EvaluationResult(metrics, baseline, "majority training class", samples)
 
 

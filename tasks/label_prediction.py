@@ -177,3 +177,19 @@ def predict_probabilities(
     return np.concatenate(
         [predictor.probabilities(images, texts).numpy() for images, texts in batches]
     )
+
+
+def prediction_samples(
+    examples: LabelledPairs, predicted: list[str], text_name: str, count: int = 3
+) -> list[dict]:
+    """A few examples spread over the split with their predicted and expected labels."""
+    picks = np.linspace(0, len(examples) - 1, num=min(count, len(examples)), dtype=int)
+    return [
+        {
+            "image": examples.image_paths[i],
+            text_name: examples.texts[i],
+            "predicted": predicted[i],
+            "expected": examples.labels[i],
+        }
+        for i in picks
+    ]

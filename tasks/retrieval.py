@@ -97,11 +97,15 @@ class RetrievalEncoders(tf.Module):
         ]
     )
     def score(self, image_bytes, text):
-        """Cosine similarity of each image with the text at the same position."""
+        """The score of each image with the text at the same position."""
         text = batch_of_strings(text, "text")
         same_batch_size(image_bytes, text, "image_bytes and text")
-        images = self.encode_image(image_bytes)["embedding"]
-        return {"score": tf.reduce_sum(images * self.embed_texts(text), axis=-1)}
+        images = self.embed_images(images_from_bytes(image_bytes, self.image_size))
+        return {"score": self.aligned_scores(images, self.embed_texts(text))}
+
+    def aligned_scores(self, image_features: tf.Tensor, text_features: tf.Tensor) -> tf.Tensor:
+        """Cosine similarity of L2-normalised embeddings, pair by pair."""
+        return tf.reduce_sum(image_features * text_features, axis=-1)
 
     def signatures(self) -> dict:
         return {
@@ -143,19 +147,9 @@ class PairScorer(RetrievalEncoders):
             ]
         )
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="image_bytes"),
-            tf.TensorSpec([None], tf.string, name="text"),
-        ]
-    )
-    def score(self, image_bytes, text):
-        """The score of each image with the text at the same position."""
-        text = batch_of_strings(text, "text")
-        same_batch_size(image_bytes, text, "image_bytes and text")
-        images = self.embed_images(images_from_bytes(image_bytes, self.image_size))
-        scores = self.pair_scorer(images, self.embed_texts(text), aligned=True)
-        return {"score": tf.cast(scores, tf.float32)}
+    def aligned_scores(self, image_features: tf.Tensor, text_features: tf.Tensor) -> tf.Tensor:
+        scores = self.pair_scorer(image_features, text_features, aligned=True)
+        return tf.cast(scores, tf.float32)
 
     def signatures(self) -> dict:
         return {"serving_default": self.score}

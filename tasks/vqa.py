@@ -75,16 +75,7 @@ def evaluate(
     types = [question_type(question) for question in examples.texts]
     metrics = vqa_metrics(predicted, answers, types)
     baseline = most_frequent_answer_baseline(train.labels, answers)
-    picks = np.linspace(0, len(examples) - 1, num=min(3, len(examples)), dtype=int)
-    samples = [
-        {
-            "image": examples.image_paths[i],
-            "question": examples.texts[i],
-            "predicted": predicted[i],
-            "expected": examples.labels[i],
-        }
-        for i in picks
-    ]
+    samples = label_prediction.prediction_samples(examples, predicted, "question")
     return EvaluationResult(metrics, baseline, "most frequent training answer", samples)
 
 

@@ -49,7 +49,8 @@ def test_adds_a_different_vector_per_position():
 def test_fewer_positions_than_sequence_length_use_the_first_embeddings():
     layer = PositionEmbedding(sequence_length=8)
     outputs = layer(FEATURES).numpy()
-    np.testing.assert_allclose(outputs - FEATURES, layer.embeddings.numpy()[None, :5], atol=1e-6)
+    expected = np.broadcast_to(layer.embeddings.numpy()[:5], FEATURES.shape)
+    np.testing.assert_allclose(outputs - FEATURES, expected, atol=1e-6)
     shorter = layer(FEATURES[:, :2]).numpy()
     np.testing.assert_allclose(shorter, outputs[:, :2], atol=1e-6)
 
@@ -64,6 +65,13 @@ def test_variable_length_input_in_a_functional_model():
 def test_more_positions_than_sequence_length_raise():
     with pytest.raises(ValueError, match="sequence_length=4"):
         PositionEmbedding(sequence_length=4)(FEATURES)
+    with pytest.raises(ValueError, match="sequence_length=4"):
+        PositionEmbedding(sequence_length=4)(keras.Input((5, 4)))
+    # Once built (or with an unknown length) the check is the shapes' own, at run time.
+    layer = PositionEmbedding(sequence_length=5)
+    layer(FEATURES)
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError)):
+        layer(np.zeros((2, 6, 4), "float32"))
 
 
 @pytest.mark.parametrize("sequence_length", [0, -1, 2.5, None])
@@ -84,7 +92,7 @@ def test_mask_passes_through():
         layer.compute_mask(FEATURES, short != 0), short != 0
     )  # the mask of the input is the mask of the output
     # The mean covers the two real tokens only.
-    features = model.layers[1](short).numpy() + layer.embeddings.numpy()[None]
+    features = model.layers[1](short).numpy() + layer.embeddings.numpy()
     np.testing.assert_allclose(model(short), features[:, :2].mean(axis=1), atol=1e-6)
 
 
