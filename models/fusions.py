@@ -2,8 +2,9 @@
 
 `--fusion NAME` picks one of FUSIONS for the models that fuse (fusion_classifier,
 vqa). Vector fusions read the pooled features of each modality; `attention`
-lets the text attend over image regions; `cross_attention` runs a multimodal
-transformer block over regions and tokens.
+lets the text attend over image regions and joins the result with the text by
+a product; `cross_attention` runs a multimodal transformer block over regions
+and tokens.
 """
 
 import keras
@@ -72,10 +73,14 @@ def fuse(name: str, image: dict, text: dict, text_mask, *, dim: int = 256, dropo
         return fusion(image["pooled"], text["pooled"])
     regions = positioned_regions(image["regions"], dim)
     if name == "attention":
-        fused, _ = AttentionFusion(attention_dim=dim, output_dim=dim, name="fusion")(
-            regions, text["pooled"]
-        )
-        return fused
+        # Attend, then join the attended image vector and the text by an element-wise
+        # product of their projections (Anderson et al. 2018, "Bottom-Up and Top-Down
+        # Attention"): a product lets the classifier compare the two directly.
+        fused, _ = AttentionFusion(attention_dim=dim, name="fusion")(regions, text["pooled"])
+        attended = fused[:, :dim]  # AttentionFusion returns [attended regions, text]
+        image_part = layers.Dense(dim, activation="relu", name="attended_projection")(attended)
+        text_part = layers.Dense(dim, activation="relu", name="text_projection")(text["pooled"])
+        return layers.Multiply(name="joint_embedding")([image_part, text_part])
     tokens = layers.Dense(dim, name="token_projection")(text["sequence"])
     heads = 4
     regions, tokens = CrossAttentionFusion(

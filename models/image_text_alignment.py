@@ -20,7 +20,7 @@ def last_real_step(sequence, mask):
     "image_text_alignment",
     task="classification",
     description="Alignment LSTM reads the image then the words; its last state -> match or not.",
-    training_defaults={"epochs": 10, "batch_size": 64, "learning_rate": 1e-3},
+    training_defaults={"epochs": 4, "batch_size": 64, "learning_rate": 1e-3},
 )
 def build_image_text_alignment(
     *,
