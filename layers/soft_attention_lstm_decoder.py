@@ -139,17 +139,21 @@ class SoftAttentionLSTMDecoder(layers.Layer):
         hidden = self.initial_hidden(mean_region)
         cell_state = self.initial_cell(mean_region)
         projected_regions = self.region_attention(image_regions)
+        steps = token_embeddings.shape[1]
+        # Unstacked once: slicing step by step would make each step's gradient a full
+        # [B, T, E] tensor, quadratic in T.
+        step_embeddings = keras.ops.unstack(token_embeddings, steps, axis=1)
+        step_masks = [None] * steps
         if mask is not None:
-            mask = keras.ops.cast(mask, "bool")
+            step_masks = keras.ops.unstack(keras.ops.cast(mask, "bool")[:, :, None], steps, 1)
         hiddens, contexts, attention = [], [], []
-        for step in range(token_embeddings.shape[1]):
+        for step_embedding, keep in zip(step_embeddings, step_masks, strict=True):
             context, weights = self._attend(image_regions, projected_regions, hidden)
-            inputs = keras.ops.concatenate([token_embeddings[:, step], context], axis=-1)
+            inputs = keras.ops.concatenate([step_embedding, context], axis=-1)
             next_hidden, (_, next_cell_state) = self.cell(
                 inputs, [hidden, cell_state], training=training
             )
-            if mask is not None:
-                keep = mask[:, step : step + 1]
+            if keep is not None:
                 next_hidden = keras.ops.where(keep, next_hidden, hidden)
                 next_cell_state = keras.ops.where(keep, next_cell_state, cell_state)
             hidden, cell_state = next_hidden, next_cell_state

@@ -15,7 +15,7 @@ from models.registry import register_model
         "CNN region grid -> LSTM decoder with soft attention over the regions at every step; "
         "beam search; the export can also return the attention maps."
     ),
-    training_defaults={"epochs": 4, "batch_size": 64, "learning_rate": 1e-3},
+    training_defaults={"epochs": 3, "batch_size": 64, "learning_rate": 1e-3},
 )
 def build_show_attend_tell(
     *,
