@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.report import write_metrics_json
 from models import get_model_spec, model_names
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "model_table.py"
@@ -25,19 +26,23 @@ def recorded_settings(model_table, model, **changes):
     return {**model_table.default_settings(model), **output, **changes}
 
 
+def run(settings):
+    return {"extra": {"settings": settings}}
+
+
 def write_export(root, model, version, settings, accuracy=0.5):
-    folder = root / model / str(version) / "assets.extra"
-    folder.mkdir(parents=True)
-    report = {
-        "model": model,
-        "metrics": {"accuracy": accuracy, "f1": 0.25, "roc_auc": 0.75},
-        "baseline": {"accuracy": 0.5, "f1": 0.0},
-        "training_seconds": 90.0,
-        "evaluation_seconds": 30.0,
-        "settings": settings,
-    }
-    (folder / "metrics.json").write_text(json.dumps(report))
-    return report
+    """Writes metrics.json the way train.py does (evaluation.report.write_metrics_json)."""
+    path = root / model / str(version) / "assets.extra" / "metrics.json"
+    write_metrics_json(
+        path,
+        model=model,
+        task="classification",
+        split="test",
+        metrics={"accuracy": accuracy, "f1": 0.25, "roc_auc": 0.75},
+        baseline={"accuracy": 0.5, "f1": 0.0},
+        extra={"training_seconds": 90.0, "evaluation_seconds": 30.0, "settings": settings},
+    )
+    return json.loads(path.read_text())
 
 
 def test_default_settings_resolve_the_models_training_defaults(model_table):
@@ -53,18 +58,18 @@ def test_default_settings_resolve_the_models_training_defaults(model_table):
 def test_is_default_run(model_table):
     model = "fusion_classifier"
     settings = recorded_settings(model_table, model)
-    assert model_table.is_default_run({"settings": settings}, model)
+    assert model_table.is_default_run(run(settings), model)
     # Written and read back as JSON, as the exports are.
-    assert model_table.is_default_run(json.loads(json.dumps({"settings": settings})), model)
+    assert model_table.is_default_run(json.loads(json.dumps(run(settings))), model)
     # Where the export went does not matter.
     moved = {**settings, "export_dir": "/elsewhere", "logdir": "/logs", "no_export": True}
-    assert model_table.is_default_run({"settings": moved}, model)
+    assert model_table.is_default_run(run(moved), model)
     for key, value in [("fusion", "gated"), ("epochs", 99), ("dataset", "shapes:10,2,2"),
                        ("learning_rate", 0.5), ("model", "text_only")]:  # fmt: skip
-        assert not model_table.is_default_run({"settings": {**settings, key: value}}, model), key
+        assert not model_table.is_default_run(run({**settings, key: value}), model), key
     assert not model_table.is_default_run({}, model)
     other = recorded_settings(model_table, "vqa")
-    assert not model_table.is_default_run({"settings": other}, model)
+    assert not model_table.is_default_run(run(other), model)
 
 
 def test_newest_metrics_picks_the_highest_default_version(model_table, tmp_path):

@@ -43,7 +43,8 @@ def default_settings(model: str) -> dict:
 
 
 def is_default_run(report: dict, model: str) -> bool:
-    settings = report.get("settings", {})
+    """Whether a metrics.json (as train.py writes it) records default settings."""
+    settings = report.get("extra", {}).get("settings", {})
     expected = default_settings(model)
     return all(settings.get(key) == value for key, value in expected.items())
 
@@ -88,7 +89,8 @@ def model_rows(root: Path) -> list[str]:
             figures, minutes = "not run yet", "—"
         else:
             figures = format_metrics(spec.task, report)
-            seconds = report.get("training_seconds", 0) + report.get("evaluation_seconds", 0)
+            run = report["extra"]
+            seconds = run.get("training_seconds", 0) + run.get("evaluation_seconds", 0)
             minutes = f"{seconds / 60:.1f}"
         rows.append(f"| `{name}` | {spec.task} | {spec.description} | {figures} | {minutes} |")
     return rows
