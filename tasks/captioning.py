@@ -10,13 +10,13 @@ import numpy as np
 import tensorflow as tf
 
 from datasets.examples import CaptionExamples
-from datasets.pipeline import image_dataset, image_text_dataset
+from datasets.pipeline import image_dataset
 from datasets.text import PAD_ID, WordVocabulary
 from evaluation.captioning import caption_metrics, captioning_baseline
 from serving.guards import images_from_bytes
 from tasks.caption_decoding import beam_search_decode, caption_attention
 from tasks.evaluation_result import EvaluationResult
-from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions
+from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
 
 NAME = "captioning"
 
@@ -45,15 +45,7 @@ def make_dataset(
         return {"image": batch["image"], "tokens": tokens[:, :-1]}, targets, weights
 
     paths, texts, _ = examples.pairs()
-    return image_text_dataset(
-        paths,
-        texts,
-        image_size=options.image_size,
-        batch_size=options.batch_size,
-        batch_transform=to_teacher_forcing,
-        training=training,
-        seed=options.seed,
-    )
+    return training_pairs_dataset(paths, texts, options, to_teacher_forcing, training)
 
 
 def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:

@@ -17,7 +17,7 @@ from datasets.labelled_pairs import LabelledPairs
 from datasets.pipeline import image_text_dataset
 from datasets.text import WordVocabulary
 from serving.guards import batch_of_strings, images_from_bytes, same_batch_size
-from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions
+from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
 
 UNKNOWN_LABEL_ID = -1
 
@@ -108,15 +108,13 @@ def labelled_dataset(
             return inputs, batch["label"], batch["weight"]
         return inputs, batch["label"]
 
-    return image_text_dataset(
+    return training_pairs_dataset(
         [examples.image_paths[i] for i in known],
         [examples.texts[i] for i in known],
-        image_size=options.image_size,
-        batch_size=options.batch_size,
-        batch_transform=to_inputs,
-        training=training,
-        seed=options.seed,
-        extras=extras,
+        options,
+        to_inputs,
+        training,
+        extras,
     )
 
 

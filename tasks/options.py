@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from datasets.pipeline import image_text_dataset
+
 EVALUATION_BATCH_SIZE = 256
 
 
@@ -29,3 +31,19 @@ class TaskOptions:
     seed: int = 0
     class_weight: str | None = None
     loss: str = "infonce"
+
+
+def training_pairs_dataset(
+    image_paths, texts, options: TaskOptions, batch_transform, training: bool, extras=None
+):
+    """`image_text_dataset` with the batch size, image size and seed of `options`."""
+    return image_text_dataset(
+        image_paths,
+        texts,
+        image_size=options.image_size,
+        batch_size=options.batch_size,
+        batch_transform=batch_transform,
+        training=training,
+        seed=options.seed,
+        extras=extras,
+    )

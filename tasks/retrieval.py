@@ -5,14 +5,14 @@ import numpy as np
 import tensorflow as tf
 
 from datasets.examples import CaptionExamples
-from datasets.pipeline import image_dataset, image_text_dataset
+from datasets.pipeline import image_dataset
 from datasets.text import WordVocabulary
 from evaluation.retrieval import chance_recalls, retrieval_recalls, retrieval_recalls_from_scores
 from models.losses import RETRIEVAL_LOSSES
 from serving.guards import batch_of_strings, images_from_bytes, same_batch_size
 from tasks import captioning
 from tasks.evaluation_result import EvaluationResult
-from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions
+from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
 
 NAME = "retrieval"
 
@@ -35,15 +35,7 @@ def make_dataset(
         # (each duplicate is a false negative for the in-batch loss).
         order = np.random.default_rng(options.seed).permutation(len(paths))
         paths, texts = [paths[i] for i in order], [texts[i] for i in order]
-    return image_text_dataset(
-        paths,
-        texts,
-        image_size=options.image_size,
-        batch_size=options.batch_size,
-        batch_transform=to_pairs,
-        training=training,
-        seed=options.seed,
-    )
+    return training_pairs_dataset(paths, texts, options, to_pairs, training)
 
 
 def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:

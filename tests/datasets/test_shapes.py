@@ -17,20 +17,10 @@ import pytest
 from PIL import Image
 
 from datasets import shapes
+from datasets.shapes_captions import POSITIONS
 
 SMALL_COUNTS = {"train": 20, "val": 5, "test": 5}
 SPLITS = ("train", "val", "test")
-POSITIONS = (
-    "top left",
-    "top",
-    "top right",
-    "left",
-    "center",
-    "right",
-    "bottom left",
-    "bottom",
-    "bottom right",
-)
 LOCATION_PHRASES = {
     "in the top left": "top left",
     "at the top": "top",
