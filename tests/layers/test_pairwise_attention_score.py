@@ -189,8 +189,11 @@ def test_mixed_bfloat16(initial_temperature, mixed_bfloat16):
     assert np.all(np.isfinite(scores.numpy()))
     limit = 1.0 if initial_temperature is None else 1.0 / initial_temperature
     assert np.all(np.abs(scores.numpy()) <= limit * 1.01)
+    # bfloat16 keeps about 3 significant digits, of the cosine times the scale.
     np.testing.assert_allclose(
-        layer(regions, texts[:3], aligned=True), np.diagonal(layer(regions, texts[:3])), atol=1e-2
+        layer(regions, texts[:3], aligned=True),
+        np.diagonal(layer(regions, texts[:3])),
+        atol=1e-2 * limit,
     )
 
 
