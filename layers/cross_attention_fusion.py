@@ -9,12 +9,18 @@ class CrossAttentionFusion(layers.Layer):
     """Co-attention block: text attends to image regions, image regions attend to text.
 
     Both cross-attentions read the block's inputs (they run side by side, as in
-    the cross-modality layer of LXMERT, Tan and Bansal 2019). Each is followed by
-    a residual connection and LayerNorm, then a per-modality feed-forward
-    network (Dense -> GELU -> Dense back to C) with its own residual and
-    LayerNorm. Outputs have the shapes of the inputs, so blocks stack:
+    the cross-modality layer of LXMERT, Tan and Bansal 2019), then each modality
+    has a feed-forward network (Dense -> GELU -> Dense back to C). Every sublayer
+    is pre-norm (LayerNorm on its input, Xiong et al. 2020) and its residual
+    branch is multiplied by a learned per-channel LayerScale (Touvron et al.
+    2021, "Going deeper with image transformers") that starts at
+    `layer_scale_init`. So a new block starts close to the identity: trained
+    from scratch at an ordinary learning rate, a post-norm block without it let
+    the cross-attended features drown the text and the model never left chance.
+    Outputs have the shapes of the inputs, so blocks stack:
     `CrossAttentionFusion(...)(*CrossAttentionFusion(...)(regions, tokens))`;
-    pass `text_mask` to every block.
+    pass `text_mask` to every block and normalise the last block's outputs (a
+    pre-norm stack ends in a LayerNorm).
 
     The attention sublayers run in float32 whatever the dtype policy, so the
     attention logits and softmax never lose precision; they have no biases (a
@@ -27,6 +33,8 @@ class CrossAttentionFusion(layers.Layer):
         key_dim: size of each head's queries and keys.
         feed_forward_dim: hidden size of the feed-forward networks.
         dropout: dropout on the attention probabilities and on every residual branch.
+        layer_scale_init: initial LayerScale of every residual branch; None
+            leaves the branches unscaled (a plain pre-norm block).
 
     Call arguments:
         image_regions: float [B, N, C].
@@ -51,6 +59,7 @@ class CrossAttentionFusion(layers.Layer):
         key_dim: int,
         feed_forward_dim: int,
         dropout: float = 0.1,
+        layer_scale_init: float | None = 1e-3,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -67,6 +76,12 @@ class CrossAttentionFusion(layers.Layer):
             raise ValueError(
                 f"CrossAttentionFusion expects 0 <= dropout < 1; got dropout={dropout!r}."
             )
+        if layer_scale_init is not None and not layer_scale_init > 0:
+            raise ValueError(
+                f"CrossAttentionFusion expects a positive layer_scale_init or None; "
+                f"got layer_scale_init={layer_scale_init!r}."
+            )
+        self.layer_scale_init = layer_scale_init
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.feed_forward_dim = feed_forward_dim
@@ -121,6 +136,24 @@ class CrossAttentionFusion(layers.Layer):
         self.text_feed_forward_kernel, self.text_feed_forward_bias = self._output_weights(
             "text", channels
         )
+        self.layer_scales = {
+            branch: self._layer_scale(branch, channels)
+            for branch in (
+                "image_attention",
+                "text_attention",
+                "image_feed_forward",
+                "text_feed_forward",
+            )
+        }
+
+    def _layer_scale(self, branch, channels):
+        if self.layer_scale_init is None:
+            return None
+        return self.add_weight(
+            name=f"{branch}_layer_scale",
+            shape=(channels,),
+            initializer=keras.initializers.Constant(self.layer_scale_init),
+        )
 
     def _output_weights(self, modality, channels):
         kernel = self.add_weight(
@@ -136,27 +169,32 @@ class CrossAttentionFusion(layers.Layer):
     def call(self, image_regions, text_sequence, text_mask=None, training=None):
         if text_mask is not None:
             text_mask = keras.ops.cast(text_mask, "bool")
+        image_normed = self.image_attention_norm(image_regions)
+        text_normed = self.text_attention_norm(text_sequence)
         image_attended = self.image_attention(
-            image_regions, text_sequence, value_mask=text_mask, training=training
+            image_normed, text_normed, value_mask=text_mask, training=training
         )
-        text_attended = self.text_attention(text_sequence, image_regions, training=training)
-        image = self._add_and_norm(
-            self.image_attention_norm, image_regions, image_attended, training
-        )
-        text = self._add_and_norm(self.text_attention_norm, text_sequence, text_attended, training)
-        image_hidden = self.image_feed_forward(image)
-        image_update = keras.ops.matmul(image_hidden, self.image_feed_forward_kernel)
-        image_update = image_update + self.image_feed_forward_bias
-        text_hidden = self.text_feed_forward(text)
-        text_update = keras.ops.matmul(text_hidden, self.text_feed_forward_kernel)
-        text_update = text_update + self.text_feed_forward_bias
-        image = self._add_and_norm(self.image_feed_forward_norm, image, image_update, training)
-        text = self._add_and_norm(self.text_feed_forward_norm, text, text_update, training)
+        text_attended = self.text_attention(text_normed, image_normed, training=training)
+        image = self._residual(image_regions, image_attended, "image_attention", training)
+        text = self._residual(text_sequence, text_attended, "text_attention", training)
+        image_update = self._feed_forward(image, "image")
+        text_update = self._feed_forward(text, "text")
+        image = self._residual(image, image_update, "image_feed_forward", training)
+        text = self._residual(text, text_update, "text_feed_forward", training)
         return image, text
 
-    def _add_and_norm(self, norm, residual, update, training):
-        update = self.dropout_layer(keras.ops.cast(update, residual.dtype), training=training)
-        return norm(residual + update)
+    def _feed_forward(self, inputs, modality):
+        hidden = getattr(self, f"{modality}_feed_forward")(
+            getattr(self, f"{modality}_feed_forward_norm")(inputs)
+        )
+        output = keras.ops.matmul(hidden, getattr(self, f"{modality}_feed_forward_kernel"))
+        return output + getattr(self, f"{modality}_feed_forward_bias")
+
+    def _residual(self, residual, update, branch, training):
+        update = keras.ops.cast(update, residual.dtype)
+        if self.layer_scales[branch] is not None:
+            update = update * keras.ops.cast(self.layer_scales[branch], residual.dtype)
+        return residual + self.dropout_layer(update, training=training)
 
     def compute_output_shape(self, image_regions_shape, text_sequence_shape):
         return tuple(image_regions_shape), tuple(text_sequence_shape)
@@ -168,5 +206,6 @@ class CrossAttentionFusion(layers.Layer):
             key_dim=self.key_dim,
             feed_forward_dim=self.feed_forward_dim,
             dropout=self.dropout,
+            layer_scale_init=self.layer_scale_init,
         )
         return config

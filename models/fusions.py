@@ -2,9 +2,9 @@
 
 `--fusion NAME` picks one of FUSIONS for the models that fuse (fusion_classifier,
 vqa). Vector fusions read the pooled features of each modality; `attention`
-lets the text attend over image regions and joins the result with the text by
-a product; `cross_attention` runs a multimodal transformer block over regions
-and tokens.
+lets the text attend over image regions; `cross_attention` runs a multimodal
+transformer block over regions and tokens. Both join the image and text
+vectors they end with by a product (`product_join`).
 """
 
 import keras
@@ -73,15 +73,14 @@ def fuse(name: str, image: dict, text: dict, text_mask, *, dim: int = 256, dropo
         return fusion(image["pooled"], text["pooled"])
     regions = positioned_regions(image["regions"], dim)
     if name == "attention":
-        # Attend, then join the attended image vector and the text by an element-wise
-        # product of their projections (Anderson et al. 2018, "Bottom-Up and Top-Down
-        # Attention"): a product lets the classifier compare the two directly.
         fused, _ = AttentionFusion(attention_dim=dim, name="fusion")(regions, text["pooled"])
         attended = fused[:, :dim]  # AttentionFusion returns [attended regions, text]
-        image_part = layers.Dense(dim, activation="relu", name="attended_projection")(attended)
-        text_part = layers.Dense(dim, activation="relu", name="text_projection")(text["pooled"])
-        return layers.Multiply(name="joint_embedding")([image_part, text_part])
+        return product_join(attended, text["pooled"], dim)
+    # Both streams enter the block at unit scale (as BERT normalises its embeddings):
+    # untrained LSTM outputs are about 100 times smaller than the regions.
+    regions = layers.LayerNormalization(name="region_input_norm")(regions)
     tokens = layers.Dense(dim, name="token_projection")(text["sequence"])
+    tokens = layers.LayerNormalization(name="token_input_norm")(tokens)
     heads = 4
     regions, tokens = CrossAttentionFusion(
         num_heads=heads,
@@ -90,5 +89,14 @@ def fuse(name: str, image: dict, text: dict, text_mask, *, dim: int = 256, dropo
         dropout=dropout,
         name="fusion",
     )(regions, tokens, text_mask=text_mask)
-    pooled = layers.Concatenate()([keras.ops.mean(regions, axis=1), masked_mean(tokens, text_mask)])
-    return layers.Dense(dim, activation="relu", name="fusion_projection")(pooled)
+    regions = layers.LayerNormalization(name="region_output_norm")(regions)
+    tokens = layers.LayerNormalization(name="token_output_norm")(tokens)
+    return product_join(keras.ops.mean(regions, axis=1), masked_mean(tokens, text_mask), dim)
+
+
+def product_join(image_vector, text_vector, dim: int):
+    """Projects both vectors and multiplies them element-wise (Anderson et al. 2018,
+    "Bottom-Up and Top-Down Attention"): a product lets the classifier compare them."""
+    image_part = layers.Dense(dim, activation="relu", name="attended_projection")(image_vector)
+    text_part = layers.Dense(dim, activation="relu", name="text_projection")(text_vector)
+    return layers.Multiply(name="joint_embedding")([image_part, text_part])

@@ -10,11 +10,12 @@ from datasets.labelled_pairs import LabelledPairs
 from evaluation.classification import classification_metrics, majority_class_baseline
 from tasks import label_prediction
 from tasks.evaluation_result import EvaluationResult
-from tasks.label_prediction import LabelPredictor, LabelVocabulary
+from tasks.label_prediction import LabelPredictor, LabelVocabulary, ServingNames
 from tasks.options import TaskOptions
 
 NAME = "classification"
 CLASS_WEIGHTS = ("balanced",)
+SERVING_NAMES = ServingNames(text="text", label="label", scores="probabilities")
 
 model_arguments = label_prediction.model_arguments
 compile_model = label_prediction.compile_model
@@ -56,23 +57,6 @@ def defined(metrics: dict[str, float], source: str) -> dict[str, float]:
     return {name: value for name, value in metrics.items() if name not in undefined}
 
 
-class Classifier(LabelPredictor):
-    """The classification serving module: image_bytes + text -> label + probabilities."""
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="image_bytes"),
-            tf.TensorSpec([None], tf.string, name="text"),
-        ]
-    )
-    def serve(self, image_bytes, text):
-        label, probabilities = self.predict_raw(image_bytes, text, "text")
-        return {"label": label, "probabilities": probabilities}
-
-    def signatures(self) -> dict:
-        return {"serving_default": self.serve}
-
-
 def evaluate(
     model: keras.Model,
     examples: LabelledPairs,
@@ -84,7 +68,7 @@ def evaluate(
     the training order; multi-class: macro averages)."""
     label_ids = known_label_ids(examples, vocabulary)
     probabilities = label_prediction.predict_probabilities(
-        Classifier(model, vocabulary, options), examples, options
+        LabelPredictor(model, vocabulary, options, SERVING_NAMES), examples, options
     )
     metrics = defined(classification_metrics(label_ids, probabilities), examples.source)
     baseline = defined(
@@ -99,4 +83,4 @@ def evaluate(
 
 
 def serving_module(model: keras.Model, vocabulary: LabelVocabulary, options: TaskOptions):
-    return Classifier(model, vocabulary, options)
+    return LabelPredictor(model, vocabulary, options, SERVING_NAMES)

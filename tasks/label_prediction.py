@@ -127,24 +127,50 @@ def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions
     )
 
 
+@dataclass(frozen=True)
+class ServingNames:
+    """A task's names in its serving signature: the text input, the label and score outputs."""
+
+    text: str
+    label: str
+    scores: str
+
+
 class LabelPredictor(tf.Module):
     """(image, text) -> label probabilities and names, for evaluation and export.
 
-    Subclasses declare the serving signature with their task's input and output names.
+    The exported signature reads `image_bytes` and a string input and returns the
+    label name and the scores, all under the task's own names (DESIGN's contract).
 
     Args:
         model: maps {"image", "tokens"} to logits [B, K].
         vocabulary: the words and labels the model was trained with.
         options: image size and text length.
+        names: the signature's input and output names.
     """
 
-    def __init__(self, model: keras.Model, vocabulary: LabelVocabulary, options: TaskOptions):
+    def __init__(
+        self,
+        model: keras.Model,
+        vocabulary: LabelVocabulary,
+        options: TaskOptions,
+        names: ServingNames,
+    ):
         super().__init__(name="label_predictor")
         self.model = model
         self.text_vocabulary = vocabulary.text
         self.labels = tf.constant(vocabulary.labels)
         self.image_size = options.image_size
         self.sequence_length = options.sequence_length
+        self.names = names
+        # Signature keys are the TensorSpec names, so one function serves every task.
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[
+                tf.TensorSpec([None], tf.string, name="image_bytes"),
+                tf.TensorSpec([None], tf.string, name=names.text),
+            ],
+        )
 
     @tf.function(reduce_retracing=True)
     def probabilities(self, images: tf.Tensor, texts: tf.Tensor) -> tf.Tensor:
@@ -152,12 +178,16 @@ class LabelPredictor(tf.Module):
         logits = self.model({"image": images, "tokens": tokens}, training=False)
         return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
 
-    def predict_raw(self, image_bytes: tf.Tensor, texts: tf.Tensor, text_name: str):
-        """Checks and decodes a request; returns (label names [B], probabilities [B, K])."""
-        texts = batch_of_strings(texts, text_name)
-        same_batch_size(image_bytes, texts, f"image_bytes and {text_name}")
+    def _serve(self, image_bytes: tf.Tensor, texts: tf.Tensor) -> dict:
+        """Checks and decodes a request; returns the label names [B] and scores [B, K]."""
+        texts = batch_of_strings(texts, self.names.text)
+        same_batch_size(image_bytes, texts, f"image_bytes and {self.names.text}")
         probabilities = self.probabilities(images_from_bytes(image_bytes, self.image_size), texts)
-        return tf.gather(self.labels, tf.argmax(probabilities, axis=-1)), probabilities
+        labels = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
+        return {self.names.label: labels, self.names.scores: probabilities}
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.serve}
 
 
 def predict_probabilities(

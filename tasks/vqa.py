@@ -8,12 +8,18 @@ from datasets.labelled_pairs import LabelledPairs
 from evaluation.vqa import most_frequent_answer_baseline, vqa_metrics
 from tasks import label_prediction
 from tasks.evaluation_result import EvaluationResult
-from tasks.label_prediction import UNKNOWN_LABEL_ID, LabelPredictor, LabelVocabulary
+from tasks.label_prediction import (
+    UNKNOWN_LABEL_ID,
+    LabelPredictor,
+    LabelVocabulary,
+    ServingNames,
+)
 from tasks.options import TaskOptions
 
 NAME = "vqa"
 # The answer vocabulary keeps the most frequent training answers, as VQA v2 models do.
 MAX_ANSWERS = 3000
+SERVING_NAMES = ServingNames(text="question", label="answer", scores="scores")
 
 model_arguments = label_prediction.model_arguments
 compile_model = label_prediction.compile_model
@@ -42,23 +48,6 @@ def question_type(question: str) -> str:
     return " ".join(question.lower().split()[:2])
 
 
-class QuestionAnswerer(LabelPredictor):
-    """The VQA serving module: image_bytes + question -> answer + answer scores."""
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="image_bytes"),
-            tf.TensorSpec([None], tf.string, name="question"),
-        ]
-    )
-    def serve(self, image_bytes, question):
-        answer, scores = self.predict_raw(image_bytes, question, "question")
-        return {"answer": answer, "scores": scores}
-
-    def signatures(self) -> dict:
-        return {"serving_default": self.serve}
-
-
 def evaluate(
     model: keras.Model,
     examples: LabelledPairs,
@@ -68,7 +57,7 @@ def evaluate(
 ) -> EvaluationResult:
     """VQA accuracy overall and per question type; every question counts, answerable or not."""
     probabilities = label_prediction.predict_probabilities(
-        QuestionAnswerer(model, vocabulary, options), examples, options
+        LabelPredictor(model, vocabulary, options, SERVING_NAMES), examples, options
     )
     predicted = [vocabulary.labels[i] for i in np.argmax(probabilities, axis=-1)]
     answers = [[answer] for answer in examples.labels]
@@ -80,4 +69,4 @@ def evaluate(
 
 
 def serving_module(model: keras.Model, vocabulary: LabelVocabulary, options: TaskOptions):
-    return QuestionAnswerer(model, vocabulary, options)
+    return LabelPredictor(model, vocabulary, options, SERVING_NAMES)

@@ -267,18 +267,40 @@ def test_attention_fusion_ignores_masked_regions():
 
 
 def test_cross_attention_fusion_ignores_padding_tokens():
-    layer = CrossAttentionFusion(num_heads=2, key_dim=3, feed_forward_dim=8)
+    # Unscaled branches, so that what attention reads shows in the outputs.
+    layer = CrossAttentionFusion(num_heads=2, key_dim=3, feed_forward_dim=8, layer_scale_init=None)
     image, text = layer(REGIONS, TOKENS, text_mask=TEXT_MASK)
     padded = TOKENS.copy()
-    padded[~TEXT_MASK] += 5.0
+    padded[~TEXT_MASK] += np.linspace(-5.0, 5.0, 6)  # not a shift LayerNorm undoes
     padded_image, padded_text = layer(REGIONS, padded, text_mask=TEXT_MASK)
     np.testing.assert_allclose(image, padded_image, atol=1e-6)
     np.testing.assert_allclose(text.numpy()[TEXT_MASK], padded_text.numpy()[TEXT_MASK], atol=1e-6)
     unmasked_image, _ = layer(REGIONS, padded)
     assert not np.allclose(image[0], unmasked_image[0], atol=1e-4)
     valid_changed = TOKENS.copy()
-    valid_changed[0, 0] += 5.0
+    valid_changed[0, 0] += np.linspace(-5.0, 5.0, 6)
     assert not np.allclose(image[0], layer(REGIONS, valid_changed, text_mask=TEXT_MASK)[0][0])
+
+
+def test_cross_attention_fusion_starts_close_to_the_identity():
+    scaled = CrossAttentionFusion(num_heads=2, key_dim=3, feed_forward_dim=8)
+    image, text = scaled(REGIONS, TOKENS, text_mask=TEXT_MASK)
+    np.testing.assert_allclose(image, REGIONS, atol=0.05)
+    np.testing.assert_allclose(text, TOKENS, atol=0.05)
+    assert {weight.name for weight in scaled.weights if "layer_scale" in weight.name} == {
+        f"{branch}_layer_scale"
+        for branch in (
+            "image_attention",
+            "text_attention",
+            "image_feed_forward",
+            "text_feed_forward",
+        )
+    }
+    unscaled = CrossAttentionFusion(
+        num_heads=2, key_dim=3, feed_forward_dim=8, layer_scale_init=None
+    )
+    unscaled_image, _ = unscaled(REGIONS, TOKENS, text_mask=TEXT_MASK)
+    assert np.max(np.abs(unscaled_image - REGIONS)) > 0.1
 
 
 def test_cross_attention_fusion_blocks_stack():
@@ -307,6 +329,7 @@ def test_cross_attention_fusion_rejects_different_widths():
         (lambda: GatedFusion(output_dim=0), "output_dim=0"),
         (lambda: AttentionFusion(attention_dim=3, output_dim=0), "output_dim=0"),
         (lambda: CrossAttentionFusion(num_heads=0, key_dim=3, feed_forward_dim=8), "num_heads=0"),
+        (lambda: CrossAttentionFusion(2, 3, 8, layer_scale_init=0.0), "layer_scale_init=0.0"),
         (lambda: AttentionFusion(attention_dim=3)(IMAGE, TEXT), r"\(2, 6\)"),
         (lambda: MultiplySumFusion(output_dim=4)(REGIONS, TEXT), r"\(2, 5, 6\)"),
     ],
