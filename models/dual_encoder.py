@@ -1,9 +1,12 @@
 """CLIP-style dual encoder: CNN image tower and LSTM text tower in one embedding space."""
 
 import keras
+import numpy as np
 
-from layers import ContrastiveLogits, ProjectionHead, RecurrentTextEncoder, SmallCNNEncoder
+from layers import ContrastiveLogits, ProjectionHead
+from models.image_encoders import build_image_encoder
 from models.registry import register_model
+from models.text_encoders import build_text_encoder
 
 
 @register_model(
@@ -17,6 +20,11 @@ def build_dual_encoder(
     vocabulary_size: int,
     sequence_length: int,
     image_size: int = 64,
+    image_encoder: str = "small_cnn",
+    image_weights: str | None = None,
+    freeze_image_encoder: bool = False,
+    text_encoder: str = "lstm",
+    word_vectors: np.ndarray | None = None,
     feature_dim: int = 256,
     embedding_dim: int = 128,
     text_units: int = 256,
@@ -28,16 +36,31 @@ def build_dual_encoder(
     The model maps {"image": [B, S, S, 3], "tokens": [B, T]} to logits [B, B]
     scoring every image in the batch against every text. It nests the towers
     that retrieval and export use on their own: "image_encoder" (image ->
-    L2-normalised embedding) and "text_encoder" (tokens -> embedding).
+    L2-normalised embedding) and "text_encoder" (tokens -> embedding). The
+    towers' backbones are chosen by name (models.image_encoders, models.text_encoders);
+    each projects its pooled vector.
     """
     images = keras.Input((image_size, image_size, 3), name="image")
-    pooled = SmallCNNEncoder(output_dim=feature_dim, dropout=dropout, name="cnn")(images)["pooled"]
+    pooled = build_image_encoder(
+        image_encoder,
+        image_size=image_size,
+        feature_dim=feature_dim,
+        weights=image_weights,
+        trainable=not freeze_image_encoder,
+        dropout=dropout,
+    )(images)["pooled"]
     image_embedding = ProjectionHead(projection_dim, dropout, name="image_projection")(pooled)
     image_encoder = keras.Model(images, image_embedding, name="image_encoder")
 
     tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")
-    text = RecurrentTextEncoder(
-        vocabulary_size, embedding_dim, text_units, dropout=dropout, unroll=True, name="text"
+    text = build_text_encoder(
+        text_encoder,
+        vocabulary_size=vocabulary_size,
+        sequence_length=sequence_length,
+        embedding_dim=embedding_dim,
+        units=text_units,
+        dropout=dropout,
+        word_vectors=word_vectors,
     )(tokens)["pooled"]
     text_embedding = ProjectionHead(projection_dim, dropout, name="text_projection")(text)
     text_encoder = keras.Model(tokens, text_embedding, name="text_encoder")

@@ -3,14 +3,9 @@
 import keras
 from keras import layers
 
-from layers import ImageTextAlignmentLSTM, SmallCNNEncoder
+from layers import ImageTextAlignmentLSTM
+from models.image_encoders import build_image_encoder
 from models.registry import register_model
-
-
-def build_image_encoder(image_size: int, feature_dim: int, name: str = "image_encoder"):
-    images = keras.Input((image_size, image_size, 3), name="image")
-    features = SmallCNNEncoder(output_dim=feature_dim, name="cnn")(images)
-    return keras.Model(images, {"image_features": features["pooled"]}, name=name)
 
 
 @register_model(
@@ -24,6 +19,9 @@ def build_show_and_tell(
     vocabulary_size: int,
     sequence_length: int,
     image_size: int = 64,
+    image_encoder: str = "small_cnn",
+    image_weights: str | None = None,
+    freeze_image_encoder: bool = False,
     feature_dim: int = 256,
     embedding_dim: int = 128,
     units: int = 256,
@@ -35,8 +33,21 @@ def build_show_and_tell(
     its last token) to next-token logits [B, T, vocabulary_size]. It nests two
     models that decoding and export reuse: "image_encoder" (image -> features)
     and "caption_decoder" (features + tokens -> logits).
+
+    `image_encoder` names the backbone (models.image_encoders.IMAGE_ENCODERS);
+    its pooled vector is the decoder's first step.
     """
-    image_encoder = build_image_encoder(image_size, feature_dim)
+    backbone = build_image_encoder(
+        image_encoder,
+        image_size=image_size,
+        feature_dim=feature_dim,
+        weights=image_weights,
+        trainable=not freeze_image_encoder,
+    )
+    images = keras.Input((image_size, image_size, 3), name="image")
+    pooled_encoder = keras.Model(
+        images, {"image_features": backbone(images)["pooled"]}, name="image_encoder"
+    )
 
     image_features = keras.Input((feature_dim,), name="image_features")
     tokens = keras.Input((sequence_length - 1,), dtype="int32", name="tokens")
@@ -53,6 +64,6 @@ def build_show_and_tell(
 
     images = keras.Input((image_size, image_size, 3), name="image")
     caption_tokens = keras.Input((sequence_length - 1,), dtype="int32", name="tokens")
-    features = image_encoder(images)
+    features = pooled_encoder(images)
     outputs = caption_decoder({**features, "tokens": caption_tokens})
     return keras.Model({"image": images, "tokens": caption_tokens}, outputs, name="show_and_tell")

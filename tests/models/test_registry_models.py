@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from datasets.pipeline import image_dataset
 from datasets.sources import TASK_DATA
-from models import get_model_spec, model_names
+from models import build_model, get_model_spec, model_names
 from serving.export import export_saved_model
 from tasks import get_task
 from tasks.options import TaskOptions
@@ -57,14 +57,20 @@ def trained(tiny_shapes_world):
     return get
 
 
-@pytest.mark.parametrize("name", model_names())
-def test_forward_pass_shapes(name, tiny_shapes_world):
+def untrained_model_and_batch(name, world, options=None):
+    """(task, vocabulary, model built with the user `options`, one batch of model inputs)."""
     spec = get_model_spec(name)
     task = get_task(spec.task)
-    train = shapes_split(spec.task, tiny_shapes_world)
+    train = shapes_split(spec.task, world)
     vocabulary = task.build_vocabulary(train, OPTIONS)
-    model = spec.builder(**task.model_arguments(vocabulary, OPTIONS))
+    model = build_model(spec, task.model_arguments(vocabulary, OPTIONS), options or {})
     inputs, *_ = next(iter(task.make_dataset(train, vocabulary, OPTIONS, training=False)))
+    return task, vocabulary, model, inputs
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_forward_pass_shapes(name, tiny_shapes_world):
+    task, vocabulary, model, inputs = untrained_model_and_batch(name, tiny_shapes_world)
     outputs = model(inputs, training=False)
     batch = inputs["image"].shape[0]
     expected = {
@@ -75,6 +81,41 @@ def test_forward_pass_shapes(name, tiny_shapes_world):
     }
     assert tuple(outputs.shape) == expected[task.NAME]
     assert np.all(np.isfinite(outputs))
+
+
+# Every model with an image encoder lets the user name it; every model with a text
+# encoder (not a caption decoder or the alignment LSTM, which read raw embeddings) too.
+TEXT_ENCODER_MODELS = {
+    "dual_encoder",
+    "fusion_classifier",
+    "retrieval_attention",
+    "text_only",
+    "vqa",
+}
+
+
+def nested_layers(model) -> set[str]:
+    """Names and class names of every layer, nested models included."""
+    found = set()
+    for layer in model.layers:
+        found |= {layer.name, type(layer).__name__}
+        if hasattr(layer, "layers"):
+            found |= nested_layers(layer)
+    return found
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_encoders_are_chosen_by_name(name, tiny_shapes_world):
+    options = {}
+    if name != "text_only":
+        options["image_encoder"] = "mobilenet_v3_small"
+    if name in TEXT_ENCODER_MODELS:
+        options["text_encoder"] = "transformer"
+    _, _, model, inputs = untrained_model_and_batch(name, tiny_shapes_world, options)
+    layers = nested_layers(model)
+    assert ("expanded_conv_project" in layers) == ("image_encoder" in options), sorted(layers)
+    assert ("TransformerTextEncoder" in layers) == ("text_encoder" in options), sorted(layers)
+    assert np.all(np.isfinite(model(inputs, training=False)))
 
 
 @pytest.mark.slow
