@@ -15,3 +15,16 @@ def tiny_shapes_world(tmp_path_factory):
     from datasets.shapes import ensure_shapes_world
 
     return ensure_shapes_world(tmp_path_factory.mktemp("shapes"), counts=TINY_COUNTS)
+
+
+@pytest.fixture
+def mixed_bfloat16():
+    """Runs a test under the mixed_bfloat16 dtype policy, then restores the previous one."""
+    import keras  # here, so that TF_CPP_MIN_LOG_LEVEL above is set before TensorFlow loads
+
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)

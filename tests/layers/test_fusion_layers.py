@@ -67,16 +67,6 @@ def fusion_layer(model):
     return next(layer for layer in model.layers if type(layer).__module__.startswith("layers."))
 
 
-@pytest.fixture
-def mixed_bfloat16():
-    previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_output_shape(case):
     model, data, expected = CASES[case]()

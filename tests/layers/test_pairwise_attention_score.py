@@ -57,16 +57,6 @@ def functional_model(initial_temperature=0.07, aligned=False):
     return keras.Model([regions, texts], layer(regions, texts, aligned=aligned)), layer
 
 
-@pytest.fixture
-def mixed_bfloat16():
-    previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
-
-
 def test_output_shape_for_different_batch_sizes():
     layer = scorer()
     scores = layer(REGIONS, TEXTS)

@@ -17,16 +17,6 @@ def functional_model(sequence_length=6, positions=5):
     return keras.Model(features, layer(features)), layer
 
 
-@pytest.fixture
-def mixed_bfloat16():
-    previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
-
-
 def test_output_shape():
     model, layer = functional_model()
     assert tuple(model(FEATURES).shape) == (2, 5, 4)
