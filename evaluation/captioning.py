@@ -13,12 +13,13 @@ Example:
 ['bleu_1', 'bleu_2', 'bleu_3', 'bleu_4', 'cider_d']
 """
 
-import collections
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
+
+from evaluation.checks import most_frequent
 
 _APOSTROPHES = re.compile(r"['\u2018\u2019\u02bc]")
 _NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]|_")
@@ -186,12 +187,7 @@ def most_frequent_caption(captions: Iterable[str]) -> str:
     >>> most_frequent_caption(["A dog.", "a cat", "a dog", "A CAT!", "a bird"])
     'a cat'
     """
-    counts = collections.Counter(
-        normalized for normalized in map(normalize_caption, captions) if normalized
-    )
-    if not counts:
-        raise ValueError("`captions` has no caption with a word in it.")
-    return min(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+    return most_frequent(map(normalize_caption, captions), "captions", "caption")
 
 
 def captioning_baseline(

@@ -24,24 +24,7 @@ Example:
 
 import numpy as np
 
-
-def _validated_labels(labels: np.ndarray, name: str, num_classes: int) -> np.ndarray:
-    """Checks that `labels` is a non-empty 1-D integer array with values in [0, num_classes)."""
-    array = np.asarray(labels)
-    if array.ndim != 1:
-        raise ValueError(f"`{name}` must be 1-D, got shape {array.shape}.")
-    if array.shape[0] == 0:
-        raise ValueError(f"`{name}` is empty: there is nothing to score.")
-    if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"`{name}` must hold integers, got dtype {array.dtype}.")
-    out_of_range = np.flatnonzero((array < 0) | (array >= num_classes))
-    if out_of_range.size:
-        position = int(out_of_range[0])
-        raise ValueError(
-            f"`{name}[{position}]` is {int(array[position])}, outside [0, {num_classes}) "
-            f"for {num_classes} classes."
-        )
-    return array.astype(np.int64, copy=False)
+from evaluation.checks import index_vector
 
 
 def _validated_probabilities(probabilities: np.ndarray) -> np.ndarray:
@@ -178,7 +161,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     """
     probabilities = _validated_probabilities(probabilities)
     num_rows, num_classes = probabilities.shape
-    labels = _validated_labels(labels, "labels", num_classes)
+    labels = index_vector(labels, "labels", num_classes, "classes")
     if labels.shape[0] != num_rows:
         raise ValueError(
             f"`labels` has {labels.shape[0]} entries but `probabilities` has {num_rows} rows."
@@ -250,8 +233,8 @@ def majority_class_baseline(
     ):
         raise ValueError(f"`num_classes` must be an integer of at least 2, got {num_classes!r}.")
     num_classes = int(num_classes)
-    train_labels = _validated_labels(train_labels, "train_labels", num_classes)
-    test_labels = _validated_labels(test_labels, "test_labels", num_classes)
+    train_labels = index_vector(train_labels, "train_labels", num_classes, "classes")
+    test_labels = index_vector(test_labels, "test_labels", num_classes, "classes")
     prior = np.bincount(train_labels, minlength=num_classes) / train_labels.shape[0]
     probabilities = np.broadcast_to(prior, (test_labels.shape[0], num_classes))
     return classification_metrics(test_labels, probabilities)

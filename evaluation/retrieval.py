@@ -25,6 +25,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from evaluation.checks import index_vector
+
 DEFAULT_KS = (1, 5, 10)
 
 
@@ -51,18 +53,7 @@ def _validated_index(
         raise ValueError(
             f"`text_image_index` has {index.shape[0]} entries but there are {num_texts} texts."
         )
-    if index.shape[0] == 0:
-        raise ValueError("`text_image_index` is empty: there are no texts.")
-    if not np.issubdtype(index.dtype, np.integer):
-        raise ValueError(f"`text_image_index` must hold integers, got dtype {index.dtype}.")
-    out_of_range = np.flatnonzero((index < 0) | (index >= num_images))
-    if out_of_range.size:
-        position = int(out_of_range[0])
-        raise ValueError(
-            f"`text_image_index[{position}]` is {int(index[position])}, outside "
-            f"[0, {num_images}) for {num_images} images."
-        )
-    index = index.astype(np.int64, copy=False)
+    index = index_vector(index, "text_image_index", num_images, "images")
     texts_per_image = np.bincount(index, minlength=num_images)
     without_text = np.flatnonzero(texts_per_image == 0)
     if without_text.size:

@@ -17,6 +17,8 @@ Example:
 import collections
 from collections.abc import Iterable, Sequence
 
+from evaluation.checks import most_frequent
+
 _SOFT_SCORE_MIN_ANSWERS = 3
 
 
@@ -223,12 +225,7 @@ def most_frequent_answer(train_answers: Iterable[str]) -> str:
     >>> most_frequent_answer(["Yes", "no", "yes.", "2", "No", "blue"])
     'no'
     """
-    counts = collections.Counter(
-        normalized for normalized in map(normalize_answer, train_answers) if normalized
-    )
-    if not counts:
-        raise ValueError("`train_answers` has no answer with a word in it.")
-    return min(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+    return most_frequent(map(normalize_answer, train_answers), "train_answers", "answer")
 
 
 def most_frequent_answer_baseline(

@@ -1,9 +1,9 @@
 """Similarity logits with a learnable temperature (CLIP)."""
 
-import math
-
 import keras
 from keras import layers
+
+from layers.learned_temperature import add_logit_scale, apply_logit_scale
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -37,19 +37,13 @@ class ContrastiveLogits(layers.Layer):
         self.max_scale = max_scale
 
     def build(self, image_embeddings_shape, text_embeddings_shape):
-        self.logit_scale = self.add_weight(
-            name="logit_scale",
-            shape=(),
-            initializer=keras.initializers.Constant(math.log(1.0 / self.initial_temperature)),
-            dtype="float32",
-            autocast=False,
-        )
+        self.logit_scale = add_logit_scale(self, self.initial_temperature)
 
     def call(self, image_embeddings, text_embeddings):
         images = keras.ops.cast(image_embeddings, "float32")
         texts = keras.ops.cast(text_embeddings, "float32")
-        scale = keras.ops.exp(keras.ops.minimum(self.logit_scale, math.log(self.max_scale)))
-        return scale * keras.ops.matmul(images, keras.ops.transpose(texts))
+        scores = keras.ops.matmul(images, keras.ops.transpose(texts))
+        return apply_logit_scale(self.logit_scale, self.max_scale, scores)
 
     def compute_output_shape(self, image_embeddings_shape, text_embeddings_shape):
         return (image_embeddings_shape[0], text_embeddings_shape[0])

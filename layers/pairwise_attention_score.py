@@ -1,11 +1,10 @@
 """Scores every image against every text with text-guided attention over image regions."""
 
-import math
-
 import keras
 from keras import layers
 
 from layers.attention_fusion import AttentionFusion
+from layers.learned_temperature import add_logit_scale, apply_logit_scale
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -75,13 +74,7 @@ class PairwiseAttentionScore(layers.Layer):
         self.text_projection.build((None, text_features_shape[-1]))
         self.logit_scale = None
         if self.initial_temperature is not None:
-            self.logit_scale = self.add_weight(
-                name="logit_scale",
-                shape=(),
-                initializer=keras.initializers.Constant(math.log(1.0 / self.initial_temperature)),
-                dtype="float32",
-                autocast=False,
-            )
+            self.logit_scale = add_logit_scale(self, self.initial_temperature)
 
     def call(self, image_regions, text_features, aligned=False):
         attention = self.attention
@@ -108,7 +101,7 @@ class PairwiseAttentionScore(layers.Layer):
             scores = keras.ops.einsum("ije,je->ij", keras.ops.cast(images, "float32"), texts)
         if self.logit_scale is None:
             return scores
-        return keras.ops.exp(keras.ops.minimum(self.logit_scale, math.log(self.max_scale))) * scores
+        return apply_logit_scale(self.logit_scale, self.max_scale, scores)
 
     def compute_output_shape(self, image_regions_shape, text_features_shape, aligned=False):
         if aligned:
