@@ -160,6 +160,8 @@ RELOAD_SCRIPT = textwrap.dedent(
         assert all(value.shape[0] == 0 for value in empty.values())
         signature(**{key: images if key == "image_bytes" else texts for key in inputs})
     results["refused"] = refused
+    results["inputs"] = {name: sorted(signature.structured_input_signature[1])
+                         for name, signature in loaded.signatures.items()}
     project = [m for m in ("models", "layers", "datasets", "tasks", "serving") if m in sys.modules]
     print(json.dumps({"results": results, "project_modules": project}))
     """
@@ -191,6 +193,7 @@ def test_export_reloads_in_a_process_that_imports_only_tensorflow(name, trained,
     assert reloaded["project_modules"] == []
     results = reloaded["results"]
     refused = results.pop("refused")
+    assert results.pop("inputs")["serving_default"] == SERVING_INPUTS[task.NAME]
     assert refused and all(all(checks) for checks in refused.values()), refused
 
     # The training-side path (tf.data decoding, then the model) is the reference: any
@@ -243,6 +246,14 @@ def label_export_checker(label_key: str, scores_key: str):
 
     return check
 
+
+# DESIGN.md's serving contract: the inputs of each task's serving_default.
+SERVING_INPUTS = {
+    "captioning": ["image_bytes"],
+    "retrieval": ["image_bytes", "text"],
+    "classification": ["image_bytes", "text"],
+    "vqa": ["image_bytes", "question"],
+}
 
 CHECK_EXPORT = {
     "captioning": check_captioning_export,
