@@ -114,6 +114,28 @@ def word_vector_options(path: str, vocabulary, seed: int) -> dict:
     return {"word_vectors": vectors.matrix, "embedding_dim": vectors.dimension}
 
 
+def builder_options(args: argparse.Namespace) -> dict:
+    """The flags passed to the model's builder (None: the builder's default)."""
+    return {
+        "image_encoder": args.image_encoder,
+        "image_weights": args.image_weights,
+        "freeze_image_encoder": args.freeze_image_encoder,
+        "text_encoder": args.text_encoder,
+        "fusion": args.fusion,
+        "loss": args.loss,
+    }
+
+
+def training_settings(args: argparse.Namespace, spec, options: dict) -> dict:
+    """epochs, batch_size and learning_rate: a flag given wins, then the defaults of
+    the model and of the options it is built with (a fusion's), then FLAG_DEFAULTS."""
+    settings = {**FLAG_DEFAULTS, **spec.training_settings(options)}
+    for flag in FLAG_DEFAULTS:
+        if getattr(args, flag) is not None:
+            settings[flag] = getattr(args, flag)
+    return settings
+
+
 def run(args: argparse.Namespace) -> dict:
     """Trains, evaluates and exports; returns the evaluation summary."""
     import keras
@@ -129,10 +151,8 @@ def run(args: argparse.Namespace) -> dict:
 
     spec = get_model_spec(args.model)
     task = get_task(spec.task)
-    settings = {**FLAG_DEFAULTS, **spec.training_defaults}
-    for flag in FLAG_DEFAULTS:
-        if getattr(args, flag) is not None:
-            settings[flag] = getattr(args, flag)
+    model_options = builder_options(args)
+    settings = training_settings(args, spec, model_options)
     keras.utils.set_random_seed(args.seed)
     options = TaskOptions(
         image_size=args.image_size,
@@ -157,14 +177,6 @@ def run(args: argparse.Namespace) -> dict:
         print(f"{split}: {examples.summary()}")
     vocabulary = task.build_vocabulary(splits["train"], options)
     print(f"vocabulary: {vocabulary.size} tokens (from the training split only)")
-    model_options = {
-        "image_encoder": args.image_encoder,
-        "image_weights": args.image_weights,
-        "freeze_image_encoder": args.freeze_image_encoder,
-        "text_encoder": args.text_encoder,
-        "fusion": args.fusion,
-        "loss": args.loss,
-    }
     if args.word_vectors:
         model_options.update(word_vector_options(args.word_vectors, vocabulary, args.seed))
 

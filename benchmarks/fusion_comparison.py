@@ -33,6 +33,8 @@ def run_one(model: str, fusion: str | None, common: list[str], export: bool) -> 
     return {
         "model": model if fusion is None else f"{model} --fusion {fusion}",
         **{column: summary["metrics"][column] for column in COLUMNS},
+        "epochs": summary["settings"]["epochs"],
+        "learning_rate": summary["settings"]["learning_rate"],
         "training_seconds": summary["training_seconds"],
     }
 
@@ -42,14 +44,16 @@ def format_rows(rows: list[dict]) -> str:
         row["accuracy"] for row in rows if row["model"] in ("image_only", "text_only")
     )
     lines = [
-        "| model | accuracy | F1 | ROC-AUC | accuracy over best unimodal | fit seconds |",
-        "|---|---|---|---|---|---|",
+        "| model | accuracy | F1 | ROC-AUC | accuracy over best unimodal "
+        "| epochs | learning rate | fit seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         gain = (row["accuracy"] - best_unimodal) * 100
         lines.append(
             f"| {row['model']} | {row['accuracy']:.3f} | {row['f1']:.3f} | {row['roc_auc']:.3f} "
-            f"| {gain:+.1f} points | {row['training_seconds']:.0f} |"
+            f"| {gain:+.1f} points | {row['epochs']} | {row['learning_rate']:g} "
+            f"| {row['training_seconds']:.0f} |"
         )
     return "\n".join(lines)
 

@@ -36,6 +36,12 @@ VECTOR_FUSIONS = {
 }
 FUSIONS = (*VECTOR_FUSIONS, "attention", "cross_attention")
 
+# Settings a fusion trains best with, over its model's defaults (--learning-rate
+# still wins). The transformer block of cross_attention leaves its near-identity
+# start too fast at 1e-3: on the shapes matching data it reached +16 points over
+# the unimodal baselines in 4 epochs at 1e-3, +32 in 2 epochs at 3e-4.
+FUSION_TRAINING_DEFAULTS = {"cross_attention": {"learning_rate": 3e-4}}
+
 
 def check_fusion(name: str) -> None:
     if name not in FUSIONS:

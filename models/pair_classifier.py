@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from models.fusions import check_fusion, fuse
+from models.fusions import FUSION_TRAINING_DEFAULTS, check_fusion, fuse
 from models.image_encoders import build_image_encoder
 from models.registry import register_model
 from models.text_encoders import build_text_encoder
@@ -31,7 +31,6 @@ def build_pair_classifier(
     image_size: int = 64,
     modalities: str = "both",
     fusion: str | None = None,
-    default_fusion: str = DEFAULT_FUSION,
     image_encoder: str | None = None,
     text_encoder: str | None = None,
     image_weights: str | None = None,
@@ -48,8 +47,8 @@ def build_pair_classifier(
 
     Args:
         modalities: "both" fuses image and text; "image" or "text" reads only one.
-        fusion: a name from models.fusions.FUSIONS; None is `default_fusion`.
-        default_fusion: the variant's fusion when none is asked for.
+        fusion: a name from models.fusions.FUSIONS; None is DEFAULT_FUSION. A variant
+            fixes its own default (vqa: attention); --fusion overrides it.
         image_encoder, text_encoder: names from IMAGE_ENCODERS and TEXT_ENCODERS
             (None: small_cnn and lstm).
         image_weights: None, "imagenet" or a local weights file for the image backbone.
@@ -70,7 +69,7 @@ def build_pair_classifier(
             raise ValueError(
                 f"{name} reads only the {modalities}: {argument}={value!r} does not apply to it."
             )
-    fusion = fusion or default_fusion
+    fusion = fusion or DEFAULT_FUSION
     check_fusion(fusion)
     images = keras.Input((image_size, image_size, 3), name="image")
     tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")
@@ -113,8 +112,9 @@ VQA_DEFAULTS = {"epochs": 6, "batch_size": 64, "learning_rate": 1e-3}
 def register_variant(
     name: str, task: str, description: str, defaults: dict = CLASSIFICATION_DEFAULTS, **fixed
 ) -> None:
-    """Registers build_pair_classifier with some arguments fixed (timm-style variants)."""
-    register_model(name, task, description, defaults)(
+    """Registers build_pair_classifier with some arguments fixed (timm-style variants);
+    a fixed argument is the variant's default, which the user's option overrides."""
+    register_model(name, task, description, defaults, {"fusion": FUSION_TRAINING_DEFAULTS})(
         functools.partial(build_pair_classifier, name=name, **fixed)
     )
 
@@ -123,6 +123,7 @@ register_variant(
     "fusion_classifier",
     "classification",
     "image encoder + text encoder + --fusion (default concat) -> classifier.",
+    fusion=DEFAULT_FUSION,
 )
 register_variant(
     "image_only",
@@ -141,5 +142,5 @@ register_variant(
     "vqa",
     "Question encoder + image regions + --fusion (default attention) -> answer classifier.",
     VQA_DEFAULTS,
-    default_fusion="attention",
+    fusion="attention",
 )

@@ -12,20 +12,44 @@ TASKS = ("captioning", "retrieval", "vqa", "classification")
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered model: its name, task, one-line description, builder and the
-    training settings (epochs, batch_size, learning_rate) its default run uses."""
+    training settings (epochs, batch_size, learning_rate) its default run uses.
+
+    `option_training_defaults` maps a builder option to {value: settings} for the
+    choices that train best with other settings (a fusion that needs a lower
+    learning rate); they override `training_defaults` when that value is built.
+    """
 
     name: str
     task: str
     description: str
     builder: Callable[..., keras.Model]
     training_defaults: Mapping[str, float] = field(default_factory=dict)
+    option_training_defaults: Mapping[str, Mapping[str, Mapping[str, float]]] = field(
+        default_factory=dict
+    )
+
+    def training_settings(self, options: Mapping) -> dict:
+        """The training defaults for building this model with `options` (flag -> value;
+        None or absent is the builder's own default for that option)."""
+        settings = dict(self.training_defaults)
+        parameters = inspect.signature(self.builder).parameters
+        for option, by_value in self.option_training_defaults.items():
+            value = options.get(option)
+            if value is None and option in parameters:
+                value = parameters[option].default
+            settings.update(by_value.get(value, {}))
+        return settings
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    name: str, task: str, description: str, training_defaults: Mapping[str, float] | None = None
+    name: str,
+    task: str,
+    description: str,
+    training_defaults: Mapping[str, float] | None = None,
+    option_training_defaults: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
 ):
     """Registers a builder function under `name`; a duplicate name raises ValueError."""
     if task not in TASKS:
@@ -34,7 +58,14 @@ def register_model(
     def decorator(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
         if name in _REGISTRY:
             raise ValueError(f"A model named {name!r} is already registered.")
-        _REGISTRY[name] = ModelSpec(name, task, description, builder, dict(training_defaults or {}))
+        _REGISTRY[name] = ModelSpec(
+            name,
+            task,
+            description,
+            builder,
+            dict(training_defaults or {}),
+            dict(option_training_defaults or {}),
+        )
         return builder
 
     return decorator

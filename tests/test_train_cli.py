@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import train
-from models import model_names
+from models import get_model_spec, model_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,23 @@ def test_bad_flag_values_are_refused(capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--model", "dual_encoder", "--epochs", "0"])
     assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, learning_rate",
+    [
+        ([], 1e-3),
+        (["--fusion", "concat"], 1e-3),
+        (["--fusion", "cross_attention"], 3e-4),
+        (["--fusion", "cross_attention", "--learning-rate", "0.002"], 2e-3),
+    ],
+)
+def test_a_flag_wins_over_the_fusions_default_which_wins_over_the_models(flags, learning_rate):
+    args = train.parse_args(["--model", "fusion_classifier", *flags])
+    spec = get_model_spec("fusion_classifier")
+    settings = train.training_settings(args, spec, train.builder_options(args))
+    assert settings["learning_rate"] == pytest.approx(learning_rate)
+    assert settings["epochs"] == spec.training_defaults["epochs"]
 
 
 @pytest.mark.slow

@@ -33,13 +33,12 @@ OUTPUT_SETTINGS = ("export_dir", "no_export", "logdir", "list_models")
 def default_settings(model: str) -> dict:
     """The settings `python train.py --model MODEL` resolves to (as train.py records them)."""
     from models import get_model_spec
-    from train import FLAG_DEFAULTS, parse_args
+    from train import builder_options, parse_args, training_settings
 
-    arguments = vars(parse_args(["--model", model]))
-    resolved = {**FLAG_DEFAULTS, **get_model_spec(model).training_defaults}
-    return {
-        key: value for key, value in {**arguments, **resolved}.items() if key not in OUTPUT_SETTINGS
-    }
+    args = parse_args(["--model", model])
+    resolved = training_settings(args, get_model_spec(model), builder_options(args))
+    settings = {**vars(args), **resolved}
+    return {key: value for key, value in settings.items() if key not in OUTPUT_SETTINGS}
 
 
 def is_default_run(report: dict, model: str) -> bool:

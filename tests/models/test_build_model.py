@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from models import build_model, get_model_spec
-from models.fusions import FUSIONS
+from models.fusions import FUSION_TRAINING_DEFAULTS, FUSIONS
 from models.image_encoders import SMALL_CNN_MINIMUM_SIZE
 from models.registry import ModelSpec
 
@@ -105,6 +105,32 @@ def test_default_fusions_of_the_variants():
     image_only = build_model(get_model_spec("image_only"), arguments, {})
     assert tuple(image_only(INPUTS).shape) == (2, 3)
     assert not [layer for layer in image_only.layers if layer.name == "fusion"]
+
+
+def test_an_option_value_brings_its_own_training_defaults():
+    def builder(*, fusion: str = "slow"):
+        return "built"
+
+    spec = ModelSpec(
+        "tuned", "classification", "", builder,
+        {"learning_rate": 1e-3, "epochs": 4},
+        {"fusion": {"slow": {"learning_rate": 1e-4}}},
+    )  # fmt: skip
+    # None or absent is the builder's own default, so its settings apply too.
+    assert spec.training_settings({}) == {"learning_rate": 1e-4, "epochs": 4}
+    assert spec.training_settings({"fusion": None}) == {"learning_rate": 1e-4, "epochs": 4}
+    assert spec.training_settings({"fusion": "fast"}) == {"learning_rate": 1e-3, "epochs": 4}
+
+
+@pytest.mark.parametrize("name", ["fusion_classifier", "vqa"])
+def test_the_fusing_variants_take_their_fusions_training_defaults(name):
+    spec = get_model_spec(name)
+    assert spec.training_settings({}) == spec.training_defaults
+    for fusion in FUSIONS:
+        expected = {**spec.training_defaults, **FUSION_TRAINING_DEFAULTS.get(fusion, {})}
+        assert spec.training_settings({"fusion": fusion}) == expected
+    slow = spec.training_settings({"fusion": "cross_attention"})
+    assert slow["learning_rate"] < spec.training_defaults["learning_rate"]
 
 
 @pytest.mark.parametrize("loss, has_scale", [("vsepp", False), ("infonce", True), (None, True)])
