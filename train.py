@@ -27,11 +27,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dataset",
         default="shapes",
-        help="shapes | shapes:TRAIN,VAL,TEST | a COCO captions .json | a .csv/.jsonl",
+        help="shapes | shapes:TRAIN,VAL,TEST | a COCO captions .json | a .csv/.jsonl | an image "
+        "folder | a Flickr token file[:SPLIT_LIST] | a VQA v2 questions .json | "
+        "'shards/train-*.tfrecord' | tfds:NAME[/CONFIG][:SPLIT]",
     )
     parser.add_argument("--val-dataset", help="validation data (default: 10%% held out of train)")
     parser.add_argument("--test-dataset", help="evaluation data (default: the validation data)")
     parser.add_argument("--image-dir", help="folder the dataset's image names are relative to")
+    parser.add_argument(
+        "--tfds-data-dir", help="where tfds: datasets are prepared (default: $TFDS_DATA_DIR)"
+    )
     parser.add_argument("--epochs", type=int, help="default: the model's own")
     parser.add_argument("--batch-size", type=int, help="global batch size; default: the model's")
     parser.add_argument("--learning-rate", type=float, help="default: the model's own")
@@ -172,6 +177,7 @@ def run(args: argparse.Namespace) -> dict:
         args.test_dataset,
         seed=args.seed,
         image_dir=args.image_dir,
+        tfds_data_dir=args.tfds_data_dir,
     )
     for split, examples in splits.items():
         print(f"{split}: {examples.summary()}")

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datasets.image_sources import FILES, ImageSource
+
 
 @dataclass(frozen=True)
 class CaptionExamples:
@@ -13,11 +15,13 @@ class CaptionExamples:
         image_paths: absolute path of each image.
         captions: the captions of each image, aligned with `image_paths`.
         source: where the examples were read from, for messages and model cards.
+        images: where the encoded images are read from; `image_paths` are its keys.
     """
 
     image_paths: list[str]
     captions: list[list[str]]
     source: str
+    images: ImageSource = FILES
 
     def __post_init__(self):
         if len(self.image_paths) != len(self.captions):
@@ -50,6 +54,7 @@ class CaptionExamples:
             [self.image_paths[index] for index in indices],
             [self.captions[index] for index in indices],
             f"{self.source}{source_suffix}",
+            images=self.images,
         )
 
     def split(self, fraction: float, seed: int) -> tuple["CaptionExamples", "CaptionExamples"]:

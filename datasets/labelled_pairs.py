@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datasets.image_sources import FILES, ImageSource
+
 
 @dataclass(frozen=True)
 class LabelledPairs:
@@ -14,18 +16,28 @@ class LabelledPairs:
         texts: the text of each example (a statement, or a question for VQA).
         labels: the training target of each example (a class, or an answer).
         source: where the examples were read from, for messages and model cards.
+        answer_lists: optional; every human answer of each example (VQA v2 has ten),
+            which evaluation scores against instead of the single label.
+        images: where the encoded images are read from; `image_paths` are its keys.
     """
 
     image_paths: list[str]
     texts: list[str]
     labels: list[str]
     source: str
+    answer_lists: list[list[str]] | None = None
+    images: ImageSource = FILES
 
     def __post_init__(self):
         if not len(self.image_paths) == len(self.texts) == len(self.labels):
             raise ValueError(
                 f"{self.source}: {len(self.image_paths)} images, {len(self.texts)} texts and "
                 f"{len(self.labels)} labels; expected one of each per example."
+            )
+        if self.answer_lists is not None and len(self.answer_lists) != len(self.labels):
+            raise ValueError(
+                f"{self.source}: {len(self.labels)} labels but {len(self.answer_lists)} answer "
+                "lists; expected one answer list per example."
             )
 
     def __len__(self) -> int:
@@ -35,11 +47,17 @@ class LabelledPairs:
         return f"{len(self)} examples of {len(set(self.image_paths))} images from {self.source}"
 
     def subset(self, indices, source_suffix: str) -> "LabelledPairs":
+        indices = list(indices)
+        answer_lists = None
+        if self.answer_lists is not None:
+            answer_lists = [self.answer_lists[index] for index in indices]
         return LabelledPairs(
             [self.image_paths[index] for index in indices],
             [self.texts[index] for index in indices],
             [self.labels[index] for index in indices],
             f"{self.source}{source_suffix}",
+            answer_lists=answer_lists,
+            images=self.images,
         )
 
     def split(self, fraction: float, seed: int) -> tuple["LabelledPairs", "LabelledPairs"]:

@@ -2,15 +2,13 @@
 
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
 
+from datasets.image_sources import FILES, ImageSource
 from datasets.images import preprocess_image
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def load_image(image_path: tf.Tensor, image_size: int) -> tf.Tensor:
-    return preprocess_image(tf.io.read_file(image_path), image_size)
 
 
 def image_text_dataset(
@@ -23,15 +21,16 @@ def image_text_dataset(
     training: bool,
     seed: int | None = None,
     extras: Mapping[str, Sequence] | None = None,
+    images: ImageSource = FILES,
 ) -> tf.data.Dataset:
-    """Pairs of (image file, text) -> batches shaped by `batch_transform`.
+    """Pairs of (image, text) -> batches shaped by `batch_transform`.
 
-    Shuffles file names (cheap) before decoding, decodes images in parallel,
-    batches, and then vectorizes the text of a whole batch at once. Training
-    batches drop the remainder so that in-batch negatives always see a full batch.
+    Shuffles rows (cheap) before decoding, decodes images in parallel, batches,
+    and then vectorizes the text of a whole batch at once. Training batches drop
+    the remainder so that in-batch negatives always see a full batch.
 
     Args:
-        image_paths: one image file per example.
+        image_paths: the key of each example's image in `images` (a file path for files).
         texts: one text per example.
         image_size: side of the square model input.
         batch_size: examples per batch.
@@ -40,6 +39,7 @@ def image_text_dataset(
         training: shuffle every epoch and drop the last partial batch.
         seed: shuffle seed.
         extras: more per-example values (labels, weights) carried to `batch_transform`.
+        images: where the encoded images are read from (datasets.image_sources).
     """
     extras = dict(extras or {})
     for name, values in {"texts": texts, **extras}.items():
@@ -50,25 +50,35 @@ def image_text_dataset(
             f"The training split has {len(image_paths)} examples, fewer than one batch of "
             f"{batch_size}: lower --batch-size or add data."
         )
-    dataset = tf.data.Dataset.from_tensor_slices(
-        {"image_path": list(image_paths), "text": list(texts), **extras}
-    )
-    if training:
-        dataset = dataset.shuffle(len(image_paths), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(
-        lambda record: {
-            **{key: value for key, value in record.items() if key != "image_path"},
-            "image": load_image(record["image_path"], image_size),
-        },
-        num_parallel_calls=AUTOTUNE,
-    )
+    columns = {
+        name: tf.constant(np.asarray(values)) for name, values in {"text": texts, **extras}.items()
+    }
+
+    def decode_row(element):
+        row = element["row"]
+        return {
+            **{name: tf.gather(values, row) for name, values in columns.items()},
+            "image": preprocess_image(element["image_bytes"], image_size),
+        }
+
+    dataset = images.rows(image_paths, training=training, seed=seed)
+    dataset = dataset.map(decode_row, num_parallel_calls=AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     dataset = dataset.map(batch_transform, num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
 
 
-def image_dataset(image_paths: Sequence[str], *, image_size: int, batch_size: int):
+def image_dataset(
+    image_paths: Sequence[str],
+    *,
+    image_size: int,
+    batch_size: int,
+    images: ImageSource = FILES,
+):
     """Decoded images only, in order, for encoding or caption generation."""
-    dataset = tf.data.Dataset.from_tensor_slices(list(image_paths))
-    dataset = dataset.map(lambda path: load_image(path, image_size), num_parallel_calls=AUTOTUNE)
+    dataset = images.rows(image_paths, training=False, seed=None)
+    dataset = dataset.map(
+        lambda element: preprocess_image(element["image_bytes"], image_size),
+        num_parallel_calls=AUTOTUNE,
+    )
     return dataset.batch(batch_size).prefetch(AUTOTUNE)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from datasets.examples import CaptionExamples
+from datasets.image_sources import FILES
 from datasets.pipeline import image_dataset
 from datasets.text import PAD_ID, WordVocabulary
 from evaluation.captioning import caption_metrics, captioning_baseline
@@ -45,7 +46,9 @@ def make_dataset(
         return {"image": batch["image"], "tokens": tokens[:, :-1]}, targets, weights
 
     paths, texts, _ = examples.pairs()
-    return training_pairs_dataset(paths, texts, options, to_teacher_forcing, training)
+    return training_pairs_dataset(
+        paths, texts, options, to_teacher_forcing, training, images=examples.images
+    )
 
 
 def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:
@@ -134,13 +137,16 @@ def returns_attention(model: keras.Model) -> bool:
 
 
 def generate_captions(
-    generator: CaptionGenerator, image_paths: list[str], options: TaskOptions
+    generator: CaptionGenerator, image_paths: list[str], options: TaskOptions, images=FILES
 ) -> list[str]:
     captions = []
-    for images in image_dataset(
-        image_paths, image_size=options.image_size, batch_size=EVALUATION_BATCH_SIZE
+    for batch in image_dataset(
+        image_paths,
+        image_size=options.image_size,
+        batch_size=EVALUATION_BATCH_SIZE,
+        images=images,
     ):
-        captions.extend(text.decode("utf-8") for text in generator.generate(images).numpy())
+        captions.extend(text.decode("utf-8") for text in generator.generate(batch).numpy())
     return captions
 
 
@@ -153,7 +159,7 @@ def evaluate(
 ) -> EvaluationResult:
     """BLEU-1..4 and CIDEr-D of generated captions against every reference caption."""
     generator = CaptionGenerator(model, vocabulary, options)
-    predictions = generate_captions(generator, examples.image_paths, options)
+    predictions = generate_captions(generator, examples.image_paths, options, examples.images)
     references = dict(enumerate(examples.captions))
     metrics = caption_metrics(references, dict(enumerate(predictions)))
     baseline = captioning_baseline(train.all_captions(), references)

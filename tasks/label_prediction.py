@@ -115,6 +115,7 @@ def labelled_dataset(
         to_inputs,
         training,
         extras,
+        images=examples.images,
     )
 
 
@@ -201,6 +202,7 @@ def predict_probabilities(
         batch_size=EVALUATION_BATCH_SIZE,
         batch_transform=lambda batch: (batch["image"], batch["text"]),
         training=False,
+        images=examples.images,
     )
     return np.concatenate(
         [predictor.probabilities(images, texts).numpy() for images, texts in batches]

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from datasets.image_sources import FILES
 from datasets.pipeline import image_text_dataset
 
 EVALUATION_BATCH_SIZE = 256
@@ -34,7 +35,13 @@ class TaskOptions:
 
 
 def training_pairs_dataset(
-    image_paths, texts, options: TaskOptions, batch_transform, training: bool, extras=None
+    image_paths,
+    texts,
+    options: TaskOptions,
+    batch_transform,
+    training: bool,
+    extras=None,
+    images=FILES,
 ):
     """`image_text_dataset` with the batch size, image size and seed of `options`."""
     return image_text_dataset(
@@ -46,4 +53,5 @@ def training_pairs_dataset(
         training=training,
         seed=options.seed,
         extras=extras,
+        images=images,
     )

@@ -35,7 +35,7 @@ def make_dataset(
         # (each duplicate is a false negative for the in-batch loss).
         order = np.random.default_rng(options.seed).permutation(len(paths))
         paths, texts = [paths[i] for i in order], [texts[i] for i in order]
-    return training_pairs_dataset(paths, texts, options, to_pairs, training)
+    return training_pairs_dataset(paths, texts, options, to_pairs, training, images=examples.images)
 
 
 def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:
@@ -156,6 +156,7 @@ def embed_examples(encoders: RetrievalEncoders, examples: CaptionExamples, optio
                 examples.image_paths,
                 image_size=options.image_size,
                 batch_size=EVALUATION_BATCH_SIZE,
+                images=examples.images,
             )
         ]
     )

@@ -55,12 +55,19 @@ def evaluate(
     train: LabelledPairs,
     options: TaskOptions,
 ) -> EvaluationResult:
-    """VQA accuracy overall and per question type; every question counts, answerable or not."""
+    """VQA accuracy overall and per question type; every question counts, answerable or not.
+
+    Questions are scored against all their human answers when the examples carry
+    them (`answer_lists`, VQA v2's ten: the soft score of evaluation.vqa), else
+    against their one label (exact match).
+    """
     probabilities = label_prediction.predict_probabilities(
         LabelPredictor(model, vocabulary, options, SERVING_NAMES), examples, options
     )
     predicted = [vocabulary.labels[i] for i in np.argmax(probabilities, axis=-1)]
-    answers = [[answer] for answer in examples.labels]
+    answers = examples.answer_lists
+    if answers is None:
+        answers = [[answer] for answer in examples.labels]
     types = [question_type(question) for question in examples.texts]
     metrics = vqa_metrics(predicted, answers, types)
     baseline = most_frequent_answer_baseline(train.labels, answers)

@@ -1,0 +1,185 @@
+"""Flickr8k/30k token files: captions, image folders, split lists, errors and dispatch."""
+
+import pytest
+from PIL import Image
+
+from datasets.flickr import is_flickr_token_file, read_flickr
+from datasets.sources import load_caption_splits, read_caption_file
+
+
+def write_image(path, size=(16, 12)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (200, 30, 30)).save(path)
+    return path
+
+
+def token_lines(names, per_image=5):
+    return "".join(
+        f"{name}#{k}\tcaption {k} of {name.split('.')[0]} .\n"
+        for name in names
+        for k in range(per_image)
+    )
+
+
+def flickr_tree(tmp_path, names=("a.jpg", "b.jpg", "c.jpg"), folder="Flicker8k_Dataset"):
+    """A token file in text/ with its images in text/<folder>/."""
+    for name in names:
+        write_image(tmp_path / "text" / folder / name)
+    path = tmp_path / "text" / "Flickr8k.token.txt"
+    path.write_text(token_lines(names))
+    return path
+
+
+def test_token_file_gives_five_captions_per_image(tmp_path):
+    path = flickr_tree(tmp_path)
+    examples = read_flickr(path)
+    folder = (tmp_path / "text" / "Flicker8k_Dataset").resolve()
+    assert examples.image_paths == [str(folder / name) for name in ("a.jpg", "b.jpg", "c.jpg")]
+    assert examples.captions[1] == [f"caption {k} of b ." for k in range(5)]
+    assert examples.source == str(path)
+
+
+@pytest.mark.parametrize(
+    "folder", ["Flicker8k_Dataset", "Flickr8k_Dataset", "flickr30k-images", "Images"]
+)
+def test_images_resolve_in_the_official_folder_beside_the_token_file(tmp_path, folder):
+    path = flickr_tree(tmp_path, folder=folder)
+    examples = read_flickr(path)
+    assert examples.image_paths[0] == str((tmp_path / "text" / folder / "a.jpg").resolve())
+
+
+def test_images_resolve_beside_the_token_file_or_in_image_dir(tmp_path):
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / "results_20130124.token").write_text(token_lines(["a.jpg"]))
+    beside = read_flickr(tmp_path / "results_20130124.token")
+    assert beside.image_paths == [str((tmp_path / "a.jpg").resolve())]
+    write_image(tmp_path / "elsewhere" / "a.jpg")
+    moved = read_flickr(tmp_path / "results_20130124.token", image_dir=tmp_path / "elsewhere")
+    assert moved.image_paths == [str((tmp_path / "elsewhere" / "a.jpg").resolve())]
+
+
+def test_lemma_token_form_and_crlf_lines_are_read(tmp_path):
+    write_image(tmp_path / "a.jpg")
+    path = tmp_path / "Flickr8k.lemma.token.txt"
+    path.write_bytes(b"a.jpg#0\tA dog be run .\r\n\r\na.jpg#1\tA dog run fast .\r\n")
+    examples = read_flickr(path)
+    assert examples.captions == [["A dog be run .", "A dog run fast ."]]
+
+
+def test_an_image_missing_on_disk_is_skipped_with_a_note(tmp_path, capsys):
+    path = flickr_tree(tmp_path, names=("a.jpg", "b.jpg"))
+    with path.open("a") as stream:
+        stream.write(token_lines(["2258277193_586949ec62.jpg.1"]))
+    examples = read_flickr(path)
+    assert [p.rsplit("/", 1)[1] for p in examples.image_paths] == ["a.jpg", "b.jpg"]
+    note = capsys.readouterr().out
+    assert "skipping 1 of 3 images" in note and "line 11: '2258277193_586949ec62.jpg.1'" in note
+
+
+def test_no_image_on_disk_is_an_error_naming_the_folder(tmp_path):
+    path = tmp_path / "Flickr8k.token.txt"
+    path.write_text(token_lines(["a.jpg"]))
+    with pytest.raises(ValueError, match="none of its 1 images is in") as error:
+        read_flickr(path)
+    assert str(path) in str(error.value) and "'a.jpg'" in str(error.value)
+
+
+def test_split_lists_give_train_val_and_test_from_one_token_file(tmp_path):
+    names = [f"{index}.jpg" for index in range(6)]
+    path = flickr_tree(tmp_path, names=names)
+    (tmp_path / "text" / "Flickr_8k.trainImages.txt").write_text("3.jpg\n0.jpg\n\n1.jpg\n3.jpg\n")
+    (tmp_path / "text" / "Flickr_8k.devImages.txt").write_text("4.jpg\n")
+    (tmp_path / "text" / "Flickr_8k.testImages.txt").write_text("5.jpg\n2.jpg\n")
+    splits = load_caption_splits(
+        f"{path}:Flickr_8k.trainImages.txt",
+        f"{path}:{tmp_path / 'text' / 'Flickr_8k.devImages.txt'}",
+        f"{path}:Flickr_8k.testImages.txt",
+    )
+    names_of = {
+        split: [p.rsplit("/", 1)[1] for p in examples.image_paths]
+        for split, examples in splits.items()
+    }
+    assert names_of == {
+        "train": ["3.jpg", "0.jpg", "1.jpg"],
+        "val": ["4.jpg"],
+        "test": ["5.jpg", "2.jpg"],
+    }
+    assert splits["train"].captions[0] == [f"caption {k} of 3 ." for k in range(5)]
+    assert splits["train"].source == f"{path}:{tmp_path / 'text' / 'Flickr_8k.trainImages.txt'}"
+
+
+def test_split_list_image_on_the_list_but_not_on_disk_is_an_error(tmp_path):
+    path = flickr_tree(tmp_path, names=("a.jpg",))
+    with path.open("a") as stream:
+        stream.write(token_lines(["gone.jpg"]))
+    (tmp_path / "text" / "list.txt").write_text("a.jpg\ngone.jpg\n")
+    with pytest.raises(ValueError, match=r"image file not found: .*gone.jpg"):
+        read_caption_file(f"{path}:list.txt")
+
+
+@pytest.mark.parametrize(
+    "content, line, message",
+    [
+        ("a.jpg#0\tfine\na.jpg#1 no tab here\n", 2, r"there is no tab: 'a.jpg#1 no tab here'"),
+        ("a.jpg#0\tfine\na.jpg#x\tbad number\n", 2, r"expected NAME#K .* got 'a.jpg#x'"),
+        ("a.jpg#0\tfine\n\na.jpg\tno number\n", 3, r"expected NAME#K .* got 'a.jpg'"),
+        ("a.jpg#0\tfine\na.jpg#1\t   \n", 2, r"empty caption for 'a.jpg#1'"),
+    ],
+)
+def test_malformed_lines_name_the_file_and_line(tmp_path, content, line, message):
+    write_image(tmp_path / "a.jpg")
+    path = tmp_path / "tokens.txt"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=rf"tokens.txt: line {line}: .*{message}") as error:
+        read_flickr(path)
+    assert str(path) in str(error.value)
+
+
+def test_split_list_image_not_in_the_token_file_names_the_list_and_line(tmp_path):
+    path = flickr_tree(tmp_path, names=("a.jpg", "b.jpg"))
+    (tmp_path / "text" / "list.txt").write_text("a.jpg\n\nzzz.jpg\n")
+    with pytest.raises(ValueError, match=r"list.txt: line 3: image 'zzz.jpg' is not in") as error:
+        read_caption_file(f"{path}:list.txt")
+    assert str(path) in str(error.value)
+
+
+def test_missing_split_list_and_empty_split_list_are_errors(tmp_path):
+    path = flickr_tree(tmp_path, names=("a.jpg",))
+    with pytest.raises(ValueError, match=r"split list 'nothing.txt' not found") as error:
+        read_caption_file(f"{path}:nothing.txt")
+    assert str(tmp_path / "text" / "nothing.txt") in str(error.value)
+    (tmp_path / "text" / "empty.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match=r"empty.txt: the split list names no image"):
+        read_caption_file(f"{path}:empty.txt")
+
+
+def test_token_files_are_recognised_by_content_whatever_the_suffix(tmp_path):
+    write_image(tmp_path / "a.jpg")
+    for name in ("Flickr8k.token.txt", "results_20130124.token", "captions.csv", "noext"):
+        (tmp_path / name).write_text("\n" + token_lines(["a.jpg"], per_image=2))
+        assert is_flickr_token_file(tmp_path / name)
+        examples = read_caption_file(tmp_path / name)
+        assert examples.captions == [["caption 0 of a .", "caption 1 of a ."]]
+    (tmp_path / "table.csv").write_text("image,caption\na.jpg,first\n")
+    assert not is_flickr_token_file(tmp_path / "table.csv")
+    assert read_caption_file(tmp_path / "table.csv").captions == [["first"]]
+    assert not is_flickr_token_file(tmp_path / "missing.txt")
+
+
+def test_split_list_after_a_file_that_is_not_a_token_file_is_an_error(tmp_path):
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / "table.csv").write_text("image,caption\na.jpg,first\n")
+    (tmp_path / "list.txt").write_text("a.jpg\n")
+    with pytest.raises(ValueError, match=r"only follows a Flickr token file") as error:
+        read_caption_file(f"{tmp_path / 'table.csv'}:list.txt")
+    assert str(tmp_path / "table.csv") in str(error.value)
+
+
+def test_unsupported_text_file_lists_every_accepted_form(tmp_path):
+    (tmp_path / "notes.txt").write_text("just some notes\n")
+    with pytest.raises(ValueError, match="Unsupported dataset") as error:
+        read_caption_file(tmp_path / "notes.txt")
+    message = str(error.value)
+    for form in ("'shapes'", "folder", "captions.txt", "NAME#K<TAB>CAPTION", "SPLIT_LIST",
+                 "COCO captions .json", ".csv/.jsonl", "image,caption"):  # fmt: skip
+        assert form in message
