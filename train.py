@@ -72,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--loss", choices=("infonce", "vsepp"), help="retrieval loss (default infonce)"
     )
+    parser.add_argument(
+        "--on-bad-example",
+        default="skip",
+        choices=("skip", "error"),
+        help="a missing, unreadable, truncated or oversized image or an empty text: skip it "
+        "(every one is reported before training) or stop at the first",
+    )
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--export-dir", help="default: saved_models/<model>")
     parser.add_argument("--no-export", action="store_true", help="train and evaluate only")
@@ -145,6 +152,7 @@ def run(args: argparse.Namespace) -> dict:
     """Trains, evaluates and exports; returns the evaluation summary."""
     import keras
 
+    from datasets.checked_splits import checked_split
     from datasets.sources import load_splits
     from evaluation.report import format_metrics_table, write_metrics_json
     from models import build_model, get_model_spec
@@ -179,8 +187,12 @@ def run(args: argparse.Namespace) -> dict:
         image_dir=args.image_dir,
         tfds_data_dir=args.tfds_data_dir,
     )
+    checked = {}  # test is often the val split itself: check it once
     for split, examples in splits.items():
-        print(f"{split}: {examples.summary()}")
+        if id(examples) not in checked:
+            checked[id(examples)] = checked_split(examples, args.on_bad_example)
+        splits[split] = checked[id(examples)]
+        print(f"{split}: {splits[split].summary()}")
     vocabulary = task.build_vocabulary(splits["train"], options)
     print(f"vocabulary: {vocabulary.size} tokens (from the training split only)")
     if args.word_vectors:

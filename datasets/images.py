@@ -20,8 +20,14 @@ def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
 
 
 def preprocess_image(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Decodes one encoded image and resizes it to float32 [image_size, image_size, 3] in [0, 1]."""
-    image = decode_image(image_bytes)
+    """Decodes one encoded image and resizes it to float32 [image_size, image_size, 3] in [0, 1].
+
+    An image whose header gives more than DEFAULT_MAX_PIXELS is refused before it is
+    decoded (a decompression bomb), in training and in the exported signatures alike.
+    """
+    from datasets.image_header import checked_decode  # it builds on decode_image above
+
+    image = checked_decode(image_bytes)
     image = tf.image.resize(image, (image_size, image_size), antialias=True)
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 

@@ -130,6 +130,7 @@ def validate_examples(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     source: str = "examples",
     num_threads: int = 16,
+    check_files: bool = True,
 ) -> DataReport:
     """Checks every row's image file, text and id, and reports all problems.
 
@@ -142,6 +143,8 @@ def validate_examples(
         max_pixels: images whose header gives more pixels are reported.
         source: what is checked (the metadata file), for messages.
         num_threads: file checks run in this many threads.
+        check_files: False when the images are not files (TFRecord shards, TFDS):
+            only the texts and ids are checked.
 
     Returns:
         The DataReport.
@@ -157,6 +160,8 @@ def validate_examples(
         if values is not None and len(values) != len(image_paths):
             raise ValueError(f"{source}: {len(image_paths)} image paths but {len(values)} {name}.")
     unique_paths = list(dict.fromkeys(path for path in image_paths if _is_text(path)))
+    if not check_files:
+        unique_paths = []
     chunks = [unique_paths[start : start + _CHUNK] for start in range(0, len(unique_paths), _CHUNK)]
     with ThreadPoolExecutor(max(1, num_threads)) as pool:
         found = pool.map(lambda chunk: [_file_problem(path, max_pixels) for path in chunk], chunks)
@@ -165,7 +170,7 @@ def validate_examples(
     for index, path in enumerate(image_paths):
         if not _is_text(path):
             problems.append(Problem(index, f"row {index}", MISSING_FIELD, f"image is {path!r}"))
-        elif file_problems[path]:
+        elif file_problems.get(path):
             problems.append(Problem(index, path, *file_problems[path]))
         text_problem = _text_problem(texts[index])
         if text_problem:

@@ -47,6 +47,23 @@ def test_bad_flag_values_are_refused(capsys):
     assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
 
 
+def test_a_bad_image_stops_the_run_before_training_when_asked(tmp_path, capsys):
+    from PIL import Image
+
+    rows = []
+    for index in range(3):
+        Image.new("RGB", (8, 8), (index * 60, 0, 0)).save(tmp_path / f"{index}.png")
+        rows.append({"image": f"{index}.png", "text": f"text {index}", "label": "a"})
+    (tmp_path / "1.png").write_bytes(b"this is not an image")
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps(row) for row in rows))
+    flags = ["--model", "fusion_classifier", "--dataset", str(data), "--val-dataset", str(data)]
+    assert train.main([*flags, "--on-bad-example", "error"]) == 2
+    error = capsys.readouterr().err
+    assert "1.png: unsupported format" in error and "row 1" in error
+    assert train.parse_args(flags).on_bad_example == "skip"
+
+
 @pytest.mark.parametrize(
     "flags, learning_rate",
     [

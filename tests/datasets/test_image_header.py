@@ -262,3 +262,11 @@ def test_a_bomb_is_refused_without_decoding_in_a_saved_model_and_eagerly(tmp_pat
         word, names_size, growth_kib = line.split()
         assert word == "refused" and names_size == "True", result.stdout
         assert int(growth_kib) < 100 * 1024, f"peak RSS grew by {growth_kib} KiB: {result.stdout}"
+
+
+def test_the_shared_preprocessing_refuses_a_bomb_for_training_and_serving():
+    from datasets.images import preprocess_image_batch
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="over the cap"):
+        preprocess_image_batch(tf.constant([encoded_image("PNG"), bomb_png()]), 8)
+    assert preprocess_image_batch(tf.constant([encoded_image("PNG")]), 8).shape == (1, 8, 8, 3)
