@@ -68,6 +68,11 @@ def test_is_default_run(model_table):
                        ("learning_rate", 0.5), ("model", "text_only")]:  # fmt: skip
         assert not model_table.is_default_run(run({**settings, key: value}), model), key
     assert not model_table.is_default_run({}, model)
+    # A run recorded before a flag existed still counts; one missing its epochs does not.
+    older = {key: value for key, value in settings.items() if key != "on_bad_example"}
+    assert model_table.is_default_run(run(older), model)
+    no_epochs = {key: value for key, value in settings.items() if key != "epochs"}
+    assert not model_table.is_default_run(run(no_epochs), model)
     other = recorded_settings(model_table, "vqa")
     assert not model_table.is_default_run(run(other), model)
 

@@ -28,6 +28,7 @@ HEADLINE_METRICS = {
 
 # Settings that say where the export went, not what was trained.
 OUTPUT_SETTINGS = ("export_dir", "no_export", "logdir", "list_models")
+RECORDED_SETTINGS = ("model", "dataset", "epochs", "batch_size", "learning_rate", "seed")
 
 
 def default_settings(model: str) -> dict:
@@ -45,7 +46,11 @@ def is_default_run(report: dict, model: str) -> bool:
     """Whether a metrics.json (as train.py writes it) records default settings."""
     settings = report.get("extra", {}).get("settings", {})
     expected = default_settings(model)
-    return all(settings.get(key) == value for key, value in expected.items())
+    # A flag added after the run is not in its record; the settings that define a
+    # run must be.
+    if any(key not in settings for key in RECORDED_SETTINGS):
+        return False
+    return all(settings[key] == value for key, value in expected.items() if key in settings)
 
 
 def newest_metrics(root: Path, model: str) -> dict | None:
