@@ -26,13 +26,14 @@ import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
 FLIP_MODES = ("caption_aware", "always_safe", "off")
-# The flip mode `from_flag(..., task)` picks for "on": every text of these tasks describes
-# the image (VQA questions included), so mirrored sides are swapped with the image.
+# The flip mode `from_flag(..., task)` picks for "on": captions and statements describe
+# the image, so mirrored sides are swapped with it. A VQA answer ("top left") is a class
+# id by the time the image is augmented, so it could not be swapped: no flip for vqa.
 DEFAULT_FLIP = {
     "captioning": "caption_aware",
     "retrieval": "caption_aware",
     "classification": "caption_aware",
-    "vqa": "caption_aware",
+    "vqa": "off",
 }
 # Values of the `--augment` flag: "off", "on" (the task's default flip), "no_flip"
 # (crop and colour only) or a flip mode by name.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datasets.examples import CaptionExamples
 from datasets.image_sources import FileImages
 from datasets.labelled_pairs import LabelledPairs
-from datasets.validation import validate_examples
+from datasets.validation import MISSING_FILE, validate_examples
 
 
 def checked_split(
@@ -33,6 +33,12 @@ def checked_split(
         source=examples.source,
         check_files=isinstance(examples.images, FileImages),
     )
+    missing = {problem.index for problem in report.problems if problem.reason == MISSING_FILE}
+    if len(missing) == len(examples):
+        raise ValueError(
+            f"{examples.source}: none of its {len(missing)} image files exists (first: "
+            f"{report.problems[0].where}); give --image-dir the folder that holds them."
+        )
     kept = report.enforce(on_bad_example, print_fn)
     if len(kept) == len(examples):
         return examples

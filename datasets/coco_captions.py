@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 from datasets.examples import CaptionExamples
-from datasets.files import check_image_files
 
 
 def read_coco_captions(path: str | Path, image_dir: str | Path | None = None) -> CaptionExamples:
@@ -15,8 +14,8 @@ def read_coco_captions(path: str | Path, image_dir: str | Path | None = None) ->
 
     Raises:
         ValueError: naming the file and the field when the JSON is malformed, an
-            annotation points at an unknown image, an image has no caption, or an
-            image file does not exist.
+            annotation points at an unknown image, or an image has no caption.
+            Image files are checked by train.py's validation pass.
     """
     path = Path(path)
     try:
@@ -48,5 +47,4 @@ def read_coco_captions(path: str | Path, image_dir: str | Path | None = None) ->
     if uncaptioned:
         raise ValueError(f"{path}: image id {uncaptioned[0]!r} has no caption.")
     image_paths = [files[image_id] for image_id in files]
-    check_image_files(image_paths, path)
     return CaptionExamples(image_paths, [captions[image_id] for image_id in files], str(path))

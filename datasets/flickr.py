@@ -8,9 +8,10 @@ matches `^[^\\t#]+#\\d+\\t`.
 
 Spec forms (for --dataset, --val-dataset and --test-dataset):
 
-- `TOKENS`: every image of the token file. An image it names that has no file
-  on disk is skipped with a printed note (Flickr8k.token.txt names one,
-  `2258277193_586949ec62.jpg.1`); none found at all is an error.
+- `TOKENS`: every image of the token file. An image with no file on disk
+  (Flickr8k.token.txt names one, `2258277193_586949ec62.jpg.1`) is left to
+  train.py's validation pass, which skips and reports it or stops, by
+  `--on-bad-example`.
 - `TOKENS:SPLIT_LIST`: only the images named in SPLIT_LIST, a text file with
   one image name per line (blank lines ignored), in its order. The text after
   the last `:` is the split list; a relative one that does not exist from the
@@ -30,12 +31,10 @@ beside the token file (where the official archives unpack), else to the token
 file's own folder.
 """
 
-import os
 import re
 from pathlib import Path
 
 from datasets.examples import CaptionExamples
-from datasets.files import check_image_files
 
 TOKEN_LINE = re.compile(r"^[^\t#]+#\d+\t")
 IMAGE_FOLDERS = ("Flicker8k_Dataset", "Flickr8k_Dataset", "flickr30k-images", "Images")
@@ -166,7 +165,7 @@ def read_flickr(
 
     Raises:
         ValueError: naming the file and line of a malformed line or an unknown
-            split-list image, or the image file that is missing.
+            split-list image. Image files are checked by train.py's validation pass.
     """
     path = Path(path)
     images = read_token_lines(path)
@@ -176,22 +175,9 @@ def read_flickr(
         names = read_split_list(split_list, images, path)
         source = f"{path}:{split_list}"
         image_paths = [str((root / name).resolve()) for name in names]
-        check_image_files(image_paths, source)
         return CaptionExamples(image_paths, [images[name][1] for name in names], source)
-    resolved = {name: str((root / name).resolve()) for name in images}
-    names = [name for name in images if os.path.isfile(resolved[name])]
-    present = set(names)
-    missing = [name for name in images if name not in present]
-    if not names:
-        raise ValueError(
-            f"{path}: none of its {len(images)} images is in {root} (first: {missing[0]!r}); "
-            "give --image-dir the folder that holds them."
-        )
-    if missing:
-        print(
-            f"{path}: skipping {len(missing)} of {len(images)} images with no file in {root} "
-            f"(first: line {images[missing[0]][0]}: {missing[0]!r})"
-        )
     return CaptionExamples(
-        [resolved[name] for name in names], [images[name][1] for name in names], str(path)
+        [str((root / name).resolve()) for name in images],
+        [captions for _, captions in images.values()],
+        str(path),
     )

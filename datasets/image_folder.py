@@ -17,7 +17,6 @@ the folder, and sidecar files are not read.
 from pathlib import Path
 
 from datasets.examples import CaptionExamples
-from datasets.files import check_image_files
 from datasets.tabular import read_caption_table
 
 CAPTION_FILES = ("captions.csv", "captions.jsonl", "captions.txt")
@@ -36,7 +35,7 @@ def read_tab_captions(path: str | Path, image_dir: str | Path | None = None) -> 
 
     Raises:
         ValueError: naming the file and line of a line without a tab, without a
-            name or with an empty caption, or the image file that is missing.
+            name or with an empty caption. Image files are checked by the validation pass.
     """
     path = Path(path)
     root = Path(image_dir) if image_dir is not None else path.parent
@@ -53,7 +52,6 @@ def read_tab_captions(path: str | Path, image_dir: str | Path | None = None) -> 
         captions.setdefault(image_path, []).append(caption.strip())
     if not captions:
         raise ValueError(f"{path}: no captions.")
-    check_image_files(list(captions), path)
     return CaptionExamples(list(captions), list(captions.values()), str(path))
 
 

@@ -41,9 +41,6 @@ class FileImages:
             num_parallel_calls=AUTOTUNE,
         )
 
-    def describe(self) -> str:
-        return "image files"
-
 
 @dataclass(frozen=True)
 class RecordImages:
@@ -76,9 +73,6 @@ class RecordImages:
         keyed = records.map(parse, num_parallel_calls=AUTOTUNE)
         return keyed_rows(keyed, row_keys, training=training, seed=seed)
 
-    def describe(self) -> str:
-        return f"{len(self.files)} TFRecord shard(s)"
-
 
 @dataclass(frozen=True)
 class TfdsImages:
@@ -94,9 +88,6 @@ class TfdsImages:
         stream = load_tfds(self.spec, self.split, self.data_dir)
         keyed = stream.map(lambda element: (element["image_key"], element["image_bytes"]))
         return keyed_rows(first_of_each_run(keyed), row_keys, training=training, seed=seed)
-
-    def describe(self) -> str:
-        return f"TFDS {self.spec} ({self.split})"
 
 
 def first_of_each_run(keyed: tf.data.Dataset) -> tf.data.Dataset:

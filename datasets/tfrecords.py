@@ -206,8 +206,8 @@ def verify_shards(folder: str | Path) -> list[str]:
 
 
 def is_shard_spec(spec: str) -> bool:
-    """A glob or a path ending in .tfrecord (sharded files: `shards/train-*.tfrecord`)."""
-    return spec.endswith(".tfrecord") or ".tfrecord*" in spec or spec.endswith(".tfrecord-*")
+    """A path or glob of .tfrecord files (`shards/train-*.tfrecord`)."""
+    return spec.endswith(".tfrecord")
 
 
 def shard_files(spec: str) -> tuple[str, ...]:

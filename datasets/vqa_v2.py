@@ -32,7 +32,6 @@ import json
 import re
 from pathlib import Path
 
-from datasets.files import check_image_files
 from datasets.labelled_pairs import LabelledPairs
 from evaluation.vqa import normalize_answer
 
@@ -184,7 +183,7 @@ def read_vqa_v2(
     Raises:
         ValueError: naming the file and the record (`questions[i]`,
             `annotations[i]`) that is malformed, a question with no annotation
-            or another image in it, or the image file that is missing.
+            or another image in it. Image files are checked by the validation pass.
     """
     questions_path, annotations_path = Path(questions_path), Path(annotations_path)
     questions_data, questions = _load_list(questions_path, "questions")
@@ -220,5 +219,4 @@ def read_vqa_v2(
         labels.append(label)
         answer_lists.append(answers)
     source = f"{questions_path}+{annotations_path}"
-    check_image_files(list(dict.fromkeys(image_paths)), questions_path)
     return LabelledPairs(image_paths, texts, labels, source, answer_lists)

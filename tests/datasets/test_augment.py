@@ -234,12 +234,14 @@ def test_preprocess_image_is_untouched_by_the_module():
 
 
 def test_default_flip_and_flag_values():
-    for task in ("captioning", "retrieval", "classification", "vqa"):
+    for task in ("captioning", "retrieval", "classification"):
         assert default_flip(task) == "caption_aware"
+    assert default_flip("vqa") == "off"  # answers naming a side cannot be swapped
     with pytest.raises(ValueError, match="'segmentation'"):
         default_flip("segmentation")
     assert from_flag("off", "vqa") is None
-    assert from_flag("on", "vqa") == Augmentation(flip="caption_aware")
+    assert from_flag("on", "vqa") == Augmentation(flip="off")
+    assert from_flag("on", "captioning") == Augmentation(flip="caption_aware")
     assert from_flag("no_flip", "vqa").flip == "off"
     assert from_flag("always_safe", "vqa").flip == "always_safe"
     with pytest.raises(ValueError, match="'sideways'"):

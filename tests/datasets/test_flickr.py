@@ -3,6 +3,7 @@
 import pytest
 from PIL import Image
 
+from datasets.checked_splits import checked_split
 from datasets.flickr import is_flickr_token_file, read_flickr
 from datasets.sources import load_caption_splits, read_caption_file
 
@@ -66,22 +67,23 @@ def test_lemma_token_form_and_crlf_lines_are_read(tmp_path):
     assert examples.captions == [["A dog be run .", "A dog run fast ."]]
 
 
-def test_an_image_missing_on_disk_is_skipped_with_a_note(tmp_path, capsys):
+def test_an_image_missing_on_disk_is_skipped_and_reported_by_the_validation_pass(tmp_path):
     path = flickr_tree(tmp_path, names=("a.jpg", "b.jpg"))
     with path.open("a") as stream:
         stream.write(token_lines(["2258277193_586949ec62.jpg.1"]))
-    examples = read_flickr(path)
+    printed = []
+    examples = checked_split(read_flickr(path), "skip", printed.append)
     assert [p.rsplit("/", 1)[1] for p in examples.image_paths] == ["a.jpg", "b.jpg"]
-    note = capsys.readouterr().out
-    assert "skipping 1 of 3 images" in note and "line 11: '2258277193_586949ec62.jpg.1'" in note
+    assert "missing file" in printed[0] and "2258277193_586949ec62.jpg.1" in printed[0]
 
 
-def test_no_image_on_disk_is_an_error_naming_the_folder(tmp_path):
+def test_no_image_on_disk_is_an_error_asking_for_the_image_folder(tmp_path):
     path = tmp_path / "Flickr8k.token.txt"
     path.write_text(token_lines(["a.jpg"]))
-    with pytest.raises(ValueError, match="none of its 1 images is in") as error:
-        read_flickr(path)
-    assert str(path) in str(error.value) and "'a.jpg'" in str(error.value)
+    with pytest.raises(ValueError, match="none of its 1 image files exists") as error:
+        checked_split(read_flickr(path), "skip")
+    assert str(path) in str(error.value) and "a.jpg" in str(error.value)
+    assert "--image-dir" in str(error.value)
 
 
 def test_split_lists_give_train_val_and_test_from_one_token_file(tmp_path):
@@ -108,13 +110,14 @@ def test_split_lists_give_train_val_and_test_from_one_token_file(tmp_path):
     assert splits["train"].source == f"{path}:{tmp_path / 'text' / 'Flickr_8k.trainImages.txt'}"
 
 
-def test_split_list_image_on_the_list_but_not_on_disk_is_an_error(tmp_path):
+def test_split_list_image_on_the_list_but_not_on_disk_is_left_to_the_validation_pass(tmp_path):
     path = flickr_tree(tmp_path, names=("a.jpg",))
     with path.open("a") as stream:
         stream.write(token_lines(["gone.jpg"]))
     (tmp_path / "text" / "list.txt").write_text("a.jpg\ngone.jpg\n")
-    with pytest.raises(ValueError, match=r"image file not found: .*gone.jpg"):
-        read_caption_file(f"{path}:list.txt")
+    examples = read_caption_file(f"{path}:list.txt")
+    with pytest.raises(ValueError, match=r"row 1: .*gone.jpg: missing file"):
+        checked_split(examples, "error")
 
 
 @pytest.mark.parametrize(

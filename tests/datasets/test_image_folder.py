@@ -5,6 +5,7 @@ import json
 import pytest
 from PIL import Image
 
+from datasets.checked_splits import checked_split
 from datasets.image_folder import read_image_folder
 from datasets.sources import load_caption_splits, load_splits, read_caption_file
 
@@ -104,7 +105,6 @@ def test_several_captions_files_are_refused(tmp_path):
         ("cat.jpg\ta cat\n\ndog.png\t \n", r"line 3: empty caption for 'dog.png'"),
         ("\ta cat\n", r"line 1: expected NAME<TAB>CAPTION"),
         ("\n\n", r"no captions"),
-        ("cat.jpg\ta cat\nfish.jpg\ta fish\n", r"image file not found: .*fish.jpg"),
     ],
 )  # fmt: skip
 def test_captions_txt_errors_name_the_file_and_line(tmp_path, content, message):
@@ -133,3 +133,12 @@ def test_a_folder_is_not_a_classification_or_vqa_dataset(tmp_path):
         with pytest.raises(ValueError, match="Unsupported dataset") as error:
             load_splits(task, str(folder))
         assert str(folder) in str(error.value)
+
+
+def test_a_listed_image_missing_from_the_folder_is_reported_by_the_validation_pass(tmp_path):
+    folder = pictures(tmp_path / "pics")
+    (folder / "captions.txt").write_text("cat.jpg\ta cat\nfish.jpg\ta fish\n")
+    printed = []
+    examples = checked_split(read_image_folder(folder), "skip", printed.append)
+    assert [path.rsplit("/", 1)[1] for path in examples.image_paths] == ["cat.jpg"]
+    assert "fish.jpg" in printed[0] and "missing file" in printed[0]

@@ -5,6 +5,7 @@ import json
 import pytest
 from PIL import Image
 
+from datasets.checked_splits import checked_split
 from datasets.labelled_pairs import LabelledPairs
 from datasets.sources import TASK_DATA, load_splits
 from datasets.tabular import read_labelled_table
@@ -168,16 +169,16 @@ def test_unreadable_tables_name_the_file(tmp_path, name, content, match):
 
 def test_missing_image_file_is_named(tmp_path):
     (tmp_path / "data.csv").write_text("image,text,label\nnowhere.png,hi,x\n")
-    with pytest.raises(ValueError, match=r"data.csv: image file not found: .*nowhere.png"):
-        read_labelled_table(tmp_path / "data.csv", "text", "label")
+    with pytest.raises(ValueError, match=r"data.csv: none of its 1 image files .*nowhere.png"):
+        checked_split(read_labelled_table(tmp_path / "data.csv", "text", "label"), "error")
 
 
 def test_image_paths_resolve_relative_to_image_dir(tmp_path):
     write_image(tmp_path / "elsewhere" / "a.png")
     (tmp_path / "meta").mkdir()
     (tmp_path / "meta" / "data.csv").write_text("image,text,label\na.png,hi,x\n")
-    with pytest.raises(ValueError, match="image file not found"):
-        read_labelled_table(tmp_path / "meta" / "data.csv", "text", "label")
+    with pytest.raises(ValueError, match="give --image-dir"):
+        checked_split(read_labelled_table(tmp_path / "meta" / "data.csv", "text", "label"), "error")
     pairs = read_labelled_table(
         tmp_path / "meta" / "data.csv", "text", "label", image_dir=tmp_path / "elsewhere"
     )

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import datasets
+from datasets.checked_splits import checked_split
 from datasets.coco_captions import read_coco_captions
 from datasets.examples import CaptionExamples
 from datasets.sources import load_caption_splits, parse_shapes_spec
@@ -66,11 +67,6 @@ def test_coco_captions_with_image_dir(tmp_path):
         ([{"id": 1, "file_name": "a.jpg"}], [{"id": 1, "image_id": 1, "caption": " "}], "empty"),
         ([{"id": 1, "file_name": "a.jpg"}], [], "no caption"),
         ([{"id": 1}], [], "file_name"),
-        (
-            [{"id": 1, "file_name": "missing.jpg"}],
-            [{"id": 1, "image_id": 1, "caption": "x"}],
-            "missing.jpg",
-        ),
     ],
 )
 def test_coco_captions_errors_name_the_file_and_field(tmp_path, images, annotations, message):
@@ -79,6 +75,16 @@ def test_coco_captions_errors_name_the_file_and_field(tmp_path, images, annotati
     with pytest.raises(ValueError, match=message) as error:
         read_coco_captions(path)
     assert str(path) in str(error.value)
+
+
+def test_a_missing_coco_image_is_left_to_the_validation_pass(tmp_path):
+    write_image(tmp_path / "annotations" / "a.jpg")
+    images = [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "missing.jpg"}]
+    annotations = [{"id": n, "image_id": n, "caption": "x"} for n in (1, 2)]
+    examples = read_coco_captions(coco_json(tmp_path, images, annotations))
+    with pytest.raises(ValueError, match=r"row 1: .*missing.jpg: missing file"):
+        checked_split(examples, "error")
+    assert len(checked_split(examples, "skip", lambda message: None)) == 1
 
 
 def test_csv_and_jsonl_tables_group_captions_by_image(tmp_path):

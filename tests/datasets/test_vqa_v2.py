@@ -5,6 +5,7 @@ import json
 import pytest
 from PIL import Image
 
+from datasets.checked_splits import checked_split
 from datasets.labelled_pairs import LabelledPairs
 from datasets.sources import load_splits, read_vqa_file
 from datasets.vqa_v2 import annotations_name, most_common_answer, read_vqa_v2
@@ -142,8 +143,8 @@ def test_subtype_from_the_file_name_and_images_in_image_dir(tmp_path):
     for image_id in (9, 25):
         write_image(tmp_path / "coco" / "val2014" / f"COCO_val2014_{image_id:012d}.jpg")
         write_image(tmp_path / "flat" / f"COCO_val2014_{image_id:012d}.jpg")
-    with pytest.raises(ValueError, match=r"image file not found: .*COCO_val2014_000000000009.jpg"):
-        read_vqa_file(path)
+    with pytest.raises(ValueError, match=r"none of its 3 image files exists .*COCO_val2014_0+9"):
+        checked_split(read_vqa_file(path), "error")
     in_subfolder = read_vqa_file(path, image_dir=tmp_path / "coco")
     assert in_subfolder.image_paths[2] == str(
         (tmp_path / "coco" / "val2014" / "COCO_val2014_000000000025.jpg").resolve()
@@ -238,8 +239,8 @@ def test_errors_name_the_file_and_the_record(tmp_path, edit, file, message):
 def test_a_missing_image_is_named(tmp_path):
     path = write_vqa(tmp_path, SAMPLE)
     (tmp_path / "train2014" / "COCO_train2014_000000000025.jpg").unlink()
-    with pytest.raises(ValueError, match=r"image file not found: .*COCO_train2014_000000000025"):
-        read_vqa_file(path)
+    with pytest.raises(ValueError, match=r"COCO_train2014_000000000025.jpg: missing file"):
+        checked_split(read_vqa_file(path), "error")
 
 
 def test_load_splits_holds_out_images_and_keeps_their_answer_lists(tmp_path):
