@@ -15,7 +15,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from training.strategy import STRATEGIES  # noqa: E402  (after the TF log level is set)
+# The rest imports TensorFlow, after the log level is set.
+from datasets.augment import AUGMENT_CHOICES  # noqa: E402
+from datasets.cache_policy import CACHE_CHOICES  # noqa: E402
+from training.strategy import STRATEGIES  # noqa: E402
 
 FLAG_DEFAULTS = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3}
 
@@ -76,8 +79,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--on-bad-example",
         default="skip",
         choices=("skip", "error"),
-        help="a missing, unreadable, truncated or oversized image or an empty text: skip it "
-        "(every one is reported before training) or stop at the first",
+        help="a missing, unreadable, truncated or oversized image, an empty text or a row "
+        "missing a field (found before training), or an image that fails to decode in "
+        "training: skip it (every one is reported) or stop at the first",
+    )
+    parser.add_argument(
+        "--augment",
+        default="off",
+        choices=AUGMENT_CHOICES,
+        help="training-only augmentation: random resized crop, colour jitter and a flip; "
+        "on = the task's flip (caption-aware: left/right swapped in the text; none for vqa), "
+        "no_flip = crop and colour only",
+    )
+    parser.add_argument(
+        "--cache",
+        default="auto",
+        choices=CACHE_CHOICES,
+        help="keep decoded images in memory after the first epoch: auto (when they take at "
+        "most a quarter of the available memory), memory (always) or off",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="the same --seed gives the same data order and the same training run "
+        "(slower input pipeline)",
     )
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--export-dir", help="default: saved_models/<model>")
@@ -151,8 +176,12 @@ def training_settings(args: argparse.Namespace, spec, options: dict) -> dict:
 def run(args: argparse.Namespace) -> dict:
     """Trains, evaluates and exports; returns the evaluation summary."""
     import keras
+    import tensorflow as tf
 
+    from datasets.augment import from_flag
     from datasets.checked_splits import checked_split
+    from datasets.decodable_split import decodable_split
+    from datasets.decode_errors import DecodeErrorLog, ReportDecodeErrors
     from datasets.sources import load_splits
     from evaluation.report import format_metrics_table, write_metrics_json
     from models import build_model, get_model_spec
@@ -167,6 +196,8 @@ def run(args: argparse.Namespace) -> dict:
     model_options = builder_options(args)
     settings = training_settings(args, spec, model_options)
     keras.utils.set_random_seed(args.seed)
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
     options = TaskOptions(
         image_size=args.image_size,
         batch_size=int(settings["batch_size"]),
@@ -176,6 +207,9 @@ def run(args: argparse.Namespace) -> dict:
         seed=args.seed,
         class_weight=args.class_weight,
         loss=args.loss or "infonce",
+        augmentation=from_flag(args.augment, spec.task),
+        cache=args.cache,
+        deterministic=args.deterministic,
     )
 
     splits = load_splits(
@@ -206,16 +240,25 @@ def run(args: argparse.Namespace) -> dict:
     with strategy.scope():
         model = build_model(spec, task.model_arguments(vocabulary, options), model_options)
         task.compile_model(model, settings["learning_rate"], options)
-    train_data = task.make_dataset(splits["train"], vocabulary, options, training=True)
-    val_data = task.make_dataset(splits["val"], vocabulary, options, training=False)
+    # An image that passed the header checks but fails to decode is dropped alone,
+    # counted and named at the end of each epoch (or stops the run under "error").
+    decode_reports = []
+    input_data = {}
+    for split, training in (("train", True), ("val", False)):
+        log = DecodeErrorLog(name_key="image_key", index_key="row")
+        input_data[split] = task.make_dataset(
+            splits[split], vocabulary, options, training=training, decode_errors=log
+        )
+        label = "training" if training else "validation"
+        decode_reports.append(ReportDecodeErrors(log, label, on_bad_example=args.on_bad_example))
 
     timer = TrainingTimer()
-    callbacks = [timer, keras.callbacks.TerminateOnNaN()]
+    callbacks = [timer, keras.callbacks.TerminateOnNaN(), *decode_reports]
     if args.logdir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=args.logdir))
     history = model.fit(
-        train_data,
-        validation_data=val_data,
+        input_data["train"],
+        validation_data=input_data["val"],
         epochs=int(settings["epochs"]),
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
@@ -228,6 +271,7 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"training stopped: the loss became {last_loss} at step {timer.steps}")
 
     started = time.perf_counter()
+    splits["test"] = decodable_split(splits["test"], options.image_size, args.on_bad_example)
     result = task.evaluate(model, splits["test"], vocabulary, splits["train"], options)
     evaluation_seconds = time.perf_counter() - started
     print()

@@ -150,13 +150,17 @@ class DecodeErrorLog:
 class ReportDecodeErrors(keras.callbacks.Callback):
     """Prints at each epoch's end how many elements failed to decode and which, then resets.
 
-    Prints nothing for an epoch that ran to the end with no failures.
+    Prints nothing for an epoch that ran to the end with no failures, nor for one
+    whose data all came from a cache (nothing was decoded: the failures were reported
+    in the epoch that filled it).
 
     Args:
         log: the DecodeErrorLog of the training dataset.
         label: what the dataset is, for the message ("training", "validation").
         max_names: at most this many files are named per epoch.
         print_fn: where the report goes.
+        on_bad_example: "skip" reports and trains on; "error" raises ValueError at the
+            end of the first epoch with a failure, naming the first failed file.
 
     Attributes:
         epochs: one dict per epoch: {"epoch", "attempted", "decoded", "complete",
@@ -171,8 +175,12 @@ class ReportDecodeErrors(keras.callbacks.Callback):
         label: str = "training",
         max_names: int = 20,
         print_fn: Callable[[str], None] = print,
+        on_bad_example: str = "skip",
     ):
         super().__init__()
+        if on_bad_example not in ("skip", "error"):
+            raise ValueError(f"on_bad_example must be 'skip' or 'error', got {on_bad_example!r}.")
+        self.on_bad_example = on_bad_example
         self.log = log
         self.label = label
         self.max_names = max_names
@@ -193,8 +201,15 @@ class ReportDecodeErrors(keras.callbacks.Callback):
                 "failures": failures,
             }
         )
-        if complete and not failures:
+        if not failures and (complete or attempted == 0):
             return
+        if complete and failures and self.on_bad_example == "error":
+            index, name = min(failures.items())
+            raise ValueError(
+                f"{name}: the {self.label} image of row {index} failed to decode in epoch "
+                f"{epoch + 1} ({len(failures)} failed in all; skip them with "
+                "--on-bad-example skip)"
+            )
         if complete:
             message = (
                 f"Epoch {epoch + 1}: {len(failures)} of {attempted} {self.label} elements "

@@ -61,7 +61,6 @@ class RecordImages:
                 tf.data.TFRecordDataset,
                 cycle_length=min(len(self.files), 8),
                 num_parallel_calls=AUTOTUNE,
-                deterministic=seed is not None,
             )
         else:
             records = files.flat_map(tf.data.TFRecordDataset)

@@ -1,10 +1,13 @@
-"""tf.data pipelines: read files, decode in parallel, batch, then vectorize text per batch."""
+"""tf.data pipelines: read, decode in parallel, cache, augment, batch, then vectorize text."""
 
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from datasets.augment import Augmentation
+from datasets.cache_policy import should_cache
+from datasets.decode_errors import DecodeErrorLog
 from datasets.image_sources import FILES, ImageSource
 from datasets.images import preprocess_image
 
@@ -22,12 +25,18 @@ def image_text_dataset(
     seed: int | None = None,
     extras: Mapping[str, Sequence] | None = None,
     images: ImageSource = FILES,
+    augmentation: Augmentation | None = None,
+    cache: str = "off",
+    deterministic: bool = True,
+    decode_errors: DecodeErrorLog | None = None,
 ) -> tf.data.Dataset:
     """Pairs of (image, text) -> batches shaped by `batch_transform`.
 
-    Shuffles rows (cheap) before decoding, decodes images in parallel, batches,
-    and then vectorizes the text of a whole batch at once. Training batches drop
-    the remainder so that in-batch negatives always see a full batch.
+    Reads and decodes images in parallel, batches, and then vectorizes the text of a
+    whole batch at once. Training batches drop the remainder so that in-batch
+    negatives always see a full batch. Training rows are shuffled every epoch: as
+    row numbers before anything is read, or, when the decoded split is cached, as
+    decoded rows drawn from the cache.
 
     Args:
         image_paths: the key of each example's image in `images` (a file path for files).
@@ -36,10 +45,18 @@ def image_text_dataset(
         batch_size: examples per batch.
         batch_transform: maps {"image": [B,S,S,3], "text": string[B], **extras} to
             what `fit` or `predict` consumes.
-        training: shuffle every epoch and drop the last partial batch.
-        seed: shuffle seed.
+        training: shuffle every epoch, augment, and drop the last partial batch.
+        seed: shuffle and augmentation seed.
         extras: more per-example values (labels, weights) carried to `batch_transform`.
         images: where the encoded images are read from (datasets.image_sources).
+        augmentation: applied to each decoded training example, after the cache (so
+            every epoch draws anew); never to evaluation data.
+        cache: "auto", "memory" or "off" (datasets.cache_policy): keep the decoded rows
+            in memory after the first pass.
+        deterministic: False lets parallel stages hand rows on out of order when that is
+            faster; evaluation data is always in order.
+        decode_errors: when given, an element that fails to read or decode is dropped
+            alone (never its batch) and recorded there, for ReportDecodeErrors.
     """
     extras = dict(extras or {})
     for name, values in {"texts": texts, **extras}.items():
@@ -53,6 +70,7 @@ def image_text_dataset(
     columns = {
         name: tf.constant(np.asarray(values)) for name, values in {"text": texts, **extras}.items()
     }
+    cached = should_cache(cache, len(image_paths), image_size)
 
     def decode_row(element):
         row = element["row"]
@@ -61,11 +79,26 @@ def image_text_dataset(
             "image": preprocess_image(element["image_bytes"], image_size),
         }
 
-    dataset = images.rows(image_paths, training=training, seed=seed)
-    dataset = dataset.map(decode_row, num_parallel_calls=AUTOTUNE)
+    dataset = images.rows(image_paths, training=training and not cached, seed=seed)
+    if decode_errors is None:
+        dataset = dataset.map(decode_row, num_parallel_calls=AUTOTUNE)
+    else:
+        keys = tf.constant(list(image_paths), tf.string)
+        named = dataset.map(
+            lambda element: {**element, "image_key": tf.gather(keys, element["row"])}
+        )
+        dataset = decode_errors.decode(named, decode_row)
+    if cached:
+        dataset = dataset.cache()
+        if training:
+            dataset = dataset.shuffle(len(image_paths), seed=seed, reshuffle_each_iteration=True)
+    if training and augmentation is not None:
+        dataset = augmentation.apply(dataset, seed)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     dataset = dataset.map(batch_transform, num_parallel_calls=AUTOTUNE)
-    return dataset.prefetch(AUTOTUNE)
+    order = tf.data.Options()
+    order.deterministic = deterministic or not training
+    return dataset.prefetch(AUTOTUNE).with_options(order)
 
 
 def image_dataset(

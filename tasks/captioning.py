@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from datasets.decode_errors import DecodeErrorLog
 from datasets.examples import CaptionExamples
 from datasets.image_sources import FILES
 from datasets.pipeline import image_dataset
@@ -35,7 +36,11 @@ def model_arguments(vocabulary: WordVocabulary, options: TaskOptions) -> dict:
 
 
 def make_dataset(
-    examples: CaptionExamples, vocabulary: WordVocabulary, options: TaskOptions, training: bool
+    examples: CaptionExamples,
+    vocabulary: WordVocabulary,
+    options: TaskOptions,
+    training: bool,
+    decode_errors: DecodeErrorLog | None = None,
 ) -> tf.data.Dataset:
     """(image, caption) pairs -> ({"image", "tokens"}, next tokens, weights that mask padding)."""
 
@@ -47,7 +52,13 @@ def make_dataset(
 
     paths, texts, _ = examples.pairs()
     return training_pairs_dataset(
-        paths, texts, options, to_teacher_forcing, training, images=examples.images
+        paths,
+        texts,
+        options,
+        to_teacher_forcing,
+        training,
+        images=examples.images,
+        decode_errors=decode_errors,
     )
 
 

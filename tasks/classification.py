@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from datasets.decode_errors import DecodeErrorLog
 from datasets.labelled_pairs import LabelledPairs
 from evaluation.classification import classification_metrics, majority_class_baseline
 from tasks import label_prediction
@@ -38,7 +39,11 @@ def known_label_ids(examples: LabelledPairs, vocabulary: LabelVocabulary) -> np.
 
 
 def make_dataset(
-    examples: LabelledPairs, vocabulary: LabelVocabulary, options: TaskOptions, training: bool
+    examples: LabelledPairs,
+    vocabulary: LabelVocabulary,
+    options: TaskOptions,
+    training: bool,
+    decode_errors: DecodeErrorLog | None = None,
 ) -> tf.data.Dataset:
     """({"image", "tokens"}, label id), with balanced sample weights if asked for."""
     label_ids = known_label_ids(examples, vocabulary)
@@ -46,7 +51,9 @@ def make_dataset(
     if training and options.class_weight == "balanced":
         per_class = label_prediction.balanced_class_weights(label_ids, len(vocabulary.labels))
         weights = per_class[label_ids]
-    return label_prediction.labelled_dataset(examples, vocabulary, options, training, weights)
+    return label_prediction.labelled_dataset(
+        examples, vocabulary, options, training, weights, decode_errors
+    )
 
 
 def defined(metrics: dict[str, float], source: str) -> dict[str, float]:

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from datasets.decode_errors import DecodeErrorLog
 from datasets.labelled_pairs import LabelledPairs
 from datasets.pipeline import image_text_dataset
 from datasets.text import WordVocabulary
@@ -91,6 +92,7 @@ def labelled_dataset(
     options: TaskOptions,
     training: bool,
     sample_weights: np.ndarray | None = None,
+    decode_errors: DecodeErrorLog | None = None,
 ) -> tf.data.Dataset:
     """Examples with a known label -> ({"image", "tokens"}, label id[, sample weight])."""
     label_ids = vocabulary.label_ids(examples.labels)
@@ -116,6 +118,7 @@ def labelled_dataset(
         training,
         extras,
         images=examples.images,
+        decode_errors=decode_errors,
     )
 
 

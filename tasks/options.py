@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from datasets.augment import Augmentation
+from datasets.decode_errors import DecodeErrorLog
 from datasets.image_sources import FILES
 from datasets.pipeline import image_text_dataset
 
@@ -22,6 +24,10 @@ class TaskOptions:
         class_weight: "balanced" weights classification examples by inverse class
             frequency; None weighs every example the same.
         loss: the retrieval loss, "infonce" or "vsepp".
+        augmentation: training-only augmentation (`--augment`), or None.
+        cache: "auto", "memory" or "off": keep decoded rows in memory (`--cache`).
+        deterministic: training rows in an order fixed by the seed alone
+            (`--deterministic`), at some cost in speed.
     """
 
     image_size: int = 64
@@ -32,6 +38,9 @@ class TaskOptions:
     seed: int = 0
     class_weight: str | None = None
     loss: str = "infonce"
+    augmentation: Augmentation | None = None
+    cache: str = "auto"
+    deterministic: bool = False
 
 
 def training_pairs_dataset(
@@ -42,8 +51,9 @@ def training_pairs_dataset(
     training: bool,
     extras=None,
     images=FILES,
+    decode_errors: DecodeErrorLog | None = None,
 ):
-    """`image_text_dataset` with the batch size, image size and seed of `options`."""
+    """`image_text_dataset` with the input settings of `options`."""
     return image_text_dataset(
         image_paths,
         texts,
@@ -54,4 +64,8 @@ def training_pairs_dataset(
         seed=options.seed,
         extras=extras,
         images=images,
+        augmentation=options.augmentation,
+        cache=options.cache,
+        deterministic=options.deterministic,
+        decode_errors=decode_errors,
     )

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from datasets.decode_errors import DecodeErrorLog
 from datasets.examples import CaptionExamples
 from datasets.pipeline import image_dataset
 from datasets.text import WordVocabulary
@@ -21,7 +22,11 @@ model_arguments = captioning.model_arguments
 
 
 def make_dataset(
-    examples: CaptionExamples, vocabulary: WordVocabulary, options: TaskOptions, training: bool
+    examples: CaptionExamples,
+    vocabulary: WordVocabulary,
+    options: TaskOptions,
+    training: bool,
+    decode_errors: DecodeErrorLog | None = None,
 ) -> tf.data.Dataset:
     """(image, caption) pairs -> ({"image", "tokens"}, dummy target): targets are the diagonal."""
 
@@ -35,7 +40,15 @@ def make_dataset(
         # (each duplicate is a false negative for the in-batch loss).
         order = np.random.default_rng(options.seed).permutation(len(paths))
         paths, texts = [paths[i] for i in order], [texts[i] for i in order]
-    return training_pairs_dataset(paths, texts, options, to_pairs, training, images=examples.images)
+    return training_pairs_dataset(
+        paths,
+        texts,
+        options,
+        to_pairs,
+        training,
+        images=examples.images,
+        decode_errors=decode_errors,
+    )
 
 
 def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from datasets.decode_errors import DecodeErrorLog
 from datasets.labelled_pairs import LabelledPairs
 from evaluation.vqa import most_frequent_answer_baseline, vqa_metrics
 from tasks import label_prediction
@@ -37,10 +38,16 @@ def build_vocabulary(train: LabelledPairs, options: TaskOptions) -> LabelVocabul
 
 
 def make_dataset(
-    examples: LabelledPairs, vocabulary: LabelVocabulary, options: TaskOptions, training: bool
+    examples: LabelledPairs,
+    vocabulary: LabelVocabulary,
+    options: TaskOptions,
+    training: bool,
+    decode_errors: DecodeErrorLog | None = None,
 ) -> tf.data.Dataset:
     """({"image", "tokens"}, answer id) for questions whose answer the model can give."""
-    return label_prediction.labelled_dataset(examples, vocabulary, options, training)
+    return label_prediction.labelled_dataset(
+        examples, vocabulary, options, training, decode_errors=decode_errors
+    )
 
 
 def question_type(question: str) -> str:

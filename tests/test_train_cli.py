@@ -64,6 +64,37 @@ def test_a_bad_image_stops_the_run_before_training_when_asked(tmp_path, capsys):
     assert train.parse_args(flags).on_bad_example == "skip"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["skip", "error"])
+def test_an_image_that_fails_to_decode_in_training_is_named_by_the_policy(tmp_path, capsys, policy):
+    from tests.datasets.test_pipeline_settings import body_corrupt_png, png
+
+    rows = []
+    for index in range(6):
+        (tmp_path / f"{index}.png").write_bytes(png(index * 40))
+        rows.append({"image": f"{index}.png", "text": f"text {index}", "label": "ab"[index % 2]})
+    (tmp_path / "4.png").write_bytes(body_corrupt_png())  # passes the header and tail checks
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps(row) for row in rows))
+    flags = ["--model", "image_only", "--dataset", str(data), "--val-dataset", str(data)]
+    flags += ["--epochs", "1", "--batch-size", "2", "--image-size", "16", "--no-export"]
+    status = train.main([*flags, "--on-bad-example", policy])
+    output = capsys.readouterr()
+    bad = str((tmp_path / "4.png").resolve())
+    if policy == "error":
+        assert status == 2
+        assert f"{bad}: the training image of row 4 failed to decode in epoch 1" in output.err
+    else:
+        assert status == 0
+        assert f"1 of 6 training elements failed to decode and were skipped:\n  #4: {bad}" in (
+            output.out
+        )
+        assert "1 of 6 validation elements failed to decode" in output.out
+        assert f"1 images failed to decode; their 1 rows are left out of evaluation:\n  {bad}" in (
+            output.out
+        )
+
+
 @pytest.mark.parametrize(
     "flags, learning_rate",
     [
