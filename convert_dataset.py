@@ -37,6 +37,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_SHARD_MEGABYTES,
         help="start a new shard past this size",
     )
+    parser.add_argument(
+        "--on-bad-example",
+        default="skip",
+        choices=("skip", "error"),
+        help="a missing, unreadable or oversized image, an empty text or a malformed row: "
+        "leave it out (every one is reported) or stop at the first, as train.py does",
+    )
     parser.add_argument("--verify", metavar="DIR", help="check DIR's shards against its manifest")
     args = parser.parse_args(argv)
     if not args.verify and not (args.task and args.dataset and args.output):
@@ -48,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from datasets.checked_splits import checked_split
     from datasets.shapes import ensure_shapes_world
     from datasets.sources import TASK_DATA, parse_shapes_spec, read_dataset
     from datasets.tfrecords import verify_shards, write_shards
@@ -72,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             splits = {args.split: examples}
         for split, examples in splits.items():
+            examples = checked_split(examples, args.on_bad_example)
             entry = write_shards(
                 examples, args.output, split=split, shard_megabytes=args.shard_megabytes
             )

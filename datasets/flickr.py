@@ -22,7 +22,12 @@ Spec forms (for --dataset, --val-dataset and --test-dataset):
       --val-dataset Flickr8k.token.txt:Flickr_8k.devImages.txt
       --test-dataset Flickr8k.token.txt:Flickr_8k.testImages.txt
 
-  Every listed image must be in the token file and on disk.
+  A listed image that is not in the token file is reported as an unknown id.
+
+Bad lines (no tab, a key that is not `NAME#K`, an empty or non-UTF-8 caption)
+are left out, and recorded by file and line in the examples' problems for the
+validation pass to report; an image left with no caption is left out too. A
+split reports the bad lines of its own images and those that name no image.
 
 A spec that is itself an existing file is read as `TOKENS`, so a `:` in a
 file name is fine. Image names resolve relative to `image_dir` (--image-dir)
@@ -34,7 +39,8 @@ file's own folder.
 import re
 from pathlib import Path
 
-from datasets.examples import CaptionExamples
+from datasets.examples import CaptionCollector, CaptionExamples
+from datasets.validation import MALFORMED_ROW, UNKNOWN_ID, Problem
 
 TOKEN_LINE = re.compile(r"^[^\t#]+#\d+\t")
 IMAGE_FOLDERS = ("Flicker8k_Dataset", "Flickr8k_Dataset", "flickr30k-images", "Images")
@@ -89,65 +95,73 @@ def image_root(token_path: Path, image_dir: str | Path | None) -> Path:
     return token_path.parent
 
 
-def read_token_lines(path: Path) -> dict[str, tuple[int, list[str]]]:
-    """Image name -> (line number of its first caption, its captions), in file order.
+def _read_lines(path: Path, what: str) -> list[str]:
+    """The lines of `path`, invalid UTF-8 bytes kept (as surrogates) for the caption checks."""
+    try:
+        return path.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read {what}: {error}") from error
+
+
+def read_token_lines(path: Path, root: Path) -> tuple[CaptionCollector, dict[str, str]]:
+    """The captions of a token file, each bad line recorded, and each image's path.
+
+    Args:
+        path: the token file.
+        root: the folder the image names resolve in.
+
+    Returns:
+        The collected captions (keyed by image path, in file order) and the path of
+        each image name.
 
     Raises:
-        ValueError: naming the file and line of a line without a tab, a key that
-            is not `NAME#K`, or an empty caption; or when the file has no captions.
+        ValueError: naming the file when it cannot be read or has no lines.
     """
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot read Flickr token file: {error}") from error
-    images: dict[str, tuple[int, list[str]]] = {}
+    lines = _read_lines(path, "Flickr token file")
+    if not any(line.strip() for line in lines):
+        raise ValueError(f"{path}: no captions.")
+    collector = CaptionCollector()
+    paths: dict[str, str] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        where = f"{path} line {number}"
         key, tab, caption = line.partition("\t")
-        if not tab:
-            raise ValueError(
-                f"{path}: line {number}: expected NAME#K<TAB>CAPTION but there is no tab: "
-                f"{line[:80]!r}"
-            )
         name, hash_sign, caption_number = key.strip().rpartition("#")
-        if not hash_sign or not name or not re.fullmatch(r"[0-9]+", caption_number):
-            raise ValueError(
-                f"{path}: line {number}: expected NAME#K (K a caption number such as 0-4) "
-                f"before the tab, got {key!r}"
-            )
-        if not caption.strip():
-            raise ValueError(f"{path}: line {number}: empty caption for {key.strip()!r}")
-        images.setdefault(name, (number, []))[1].append(caption.strip())
-    if not images:
-        raise ValueError(f"{path}: no captions.")
-    return images
+        if not tab:
+            detail = f"expected NAME#K<TAB>CAPTION but there is no tab: {line[:80]!r}"
+            collector.reject(Problem(None, where, MALFORMED_ROW, detail))
+        elif not hash_sign or not name or not re.fullmatch(r"[0-9]+", caption_number):
+            detail = f"expected NAME#K (K a caption number such as 0-4) before the tab, got {key!r}"
+            collector.reject(Problem(None, where, MALFORMED_ROW, detail))
+        else:
+            if name not in paths:
+                paths[name] = str((root / name).resolve())
+            collector.add(paths[name], caption, where)
+    return collector, paths
 
 
-def read_split_list(path: Path, known: dict, token_path: Path) -> list[str]:
-    """The image names of a split list, in order, each once.
+def read_split_list(path: Path, known: dict, token_path: Path) -> tuple[list[str], list[Problem]]:
+    """The image names of a split list that are in `known`, in order, each once.
+
+    Returns:
+        The names, and a Problem (list file and line) for each name not in `known`.
 
     Raises:
-        ValueError: naming the split list and line of an image not in the token
-            file, or when the list names no image.
+        ValueError: naming the split list when it cannot be read or names no image.
     """
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot read split list: {error}") from error
     names: dict[str, None] = {}
-    for number, line in enumerate(lines, start=1):
+    problems = []
+    for number, line in enumerate(_read_lines(path, "split list"), start=1):
         name = line.strip()
-        if not name:
-            continue
-        if name not in known:
-            raise ValueError(
-                f"{path}: line {number}: image {name!r} is not in the token file {token_path}"
-            )
-        names[name] = None
-    if not names:
+        if name and name not in known:
+            detail = f"image {name!r} is not in the token file {token_path}"
+            problems.append(Problem(None, f"{path} line {number}", UNKNOWN_ID, detail))
+        elif name:
+            names[name] = None
+    if not names and not problems:
         raise ValueError(f"{path}: the split list names no image.")
-    return list(names)
+    return list(names), problems
 
 
 def read_flickr(
@@ -161,23 +175,19 @@ def read_flickr(
         split_list: optional file of image names, one per line, to keep.
 
     Returns:
-        The images with their captions (five each in the official files).
+        The images with their captions (five each in the official files), and the
+        problems of the bad lines (see the module docstring).
 
     Raises:
-        ValueError: naming the file and line of a malformed line or an unknown
-            split-list image. Image files are checked by train.py's validation pass.
+        ValueError: naming the file when it cannot be read or leaves no usable
+            image. Image files are checked by train.py's validation pass.
     """
     path = Path(path)
-    images = read_token_lines(path)
-    root = image_root(path, image_dir)
-    if split_list is not None:
-        split_list = Path(split_list)
-        names = read_split_list(split_list, images, path)
-        source = f"{path}:{split_list}"
-        image_paths = [str((root / name).resolve()) for name in names]
-        return CaptionExamples(image_paths, [images[name][1] for name in names], source)
-    return CaptionExamples(
-        [str((root / name).resolve()) for name in images],
-        [captions for _, captions in images.values()],
-        str(path),
-    )
+    collector, paths = read_token_lines(path, image_root(path, image_dir))
+    if split_list is None:
+        return collector.examples(str(path))
+    split_list = Path(split_list)
+    names, problems = read_split_list(split_list, paths, path)
+    for problem in problems:
+        collector.reject(problem)
+    return collector.examples(f"{path}:{split_list}", [paths[name] for name in names])

@@ -6,73 +6,93 @@ Spec: the folder's path (`--dataset path/to/folder/`). The folder holds images
 - `captions.csv` (a header with `image,caption`) or `captions.jsonl` (one
   `{"image": ..., "caption": ...}` object a line); an image may have several rows.
 - `captions.txt`: `NAME<TAB>CAPTION` lines; an image may have several lines.
-- Sidecars: `cat.txt` beside `cat.jpg`, one caption a line; then every image
-  of the folder (not of its subfolders) needs one.
+- Sidecars: `cat.txt` beside `cat.jpg`, one caption a line (blank lines
+  ignored); then every image of the folder (not of its subfolders) needs one,
+  and one without is reported and left out.
 
 Exactly one of the three captions files may be present; with one, the image
 names in it resolve relative to `image_dir` (--image-dir) when given, else to
 the folder, and sidecar files are not read.
+
+What is wrong with one line, row or image (a line without a tab, an empty or
+non-UTF-8 caption, an image without its sidecar or with no caption left) is left
+out and recorded by file and line in the examples' problems, for the validation
+pass to report; a bad caption leaves out only that caption.
 """
 
 from pathlib import Path
 
-from datasets.examples import CaptionExamples
+from datasets.examples import CaptionCollector, CaptionExamples
 from datasets.tabular import read_caption_table
+from datasets.validation import MALFORMED_ROW, MISSING_FILE, UNREADABLE_FILE, Problem
 
 CAPTION_FILES = ("captions.csv", "captions.jsonl", "captions.txt")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot read captions: {error}") from error
+    """The lines of `path`, invalid UTF-8 bytes kept (as surrogates) for the caption checks."""
+    return path.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines()
 
 
 def read_tab_captions(path: str | Path, image_dir: str | Path | None = None) -> CaptionExamples:
     """Reads `NAME<TAB>CAPTION` lines; the lines of one image become its captions.
 
     Raises:
-        ValueError: naming the file and line of a line without a tab, without a
-            name or with an empty caption. Image files are checked by the validation pass.
+        ValueError: naming the file when it cannot be read, has no line or leaves no
+            usable image. Bad lines are recorded (see the module docstring); image
+            files are checked by the validation pass.
     """
     path = Path(path)
     root = Path(image_dir) if image_dir is not None else path.parent
-    captions: dict[str, list[str]] = {}
-    for number, line in enumerate(_read_lines(path), start=1):
+    try:
+        lines = _read_lines(path)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read captions: {error}") from error
+    if not any(line.strip() for line in lines):
+        raise ValueError(f"{path}: no captions.")
+    collector = CaptionCollector()
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        where = f"{path} line {number}"
         name, tab, caption = line.partition("\t")
         if not tab or not name.strip():
-            raise ValueError(f"{path}: line {number}: expected NAME<TAB>CAPTION, got {line[:80]!r}")
-        if not caption.strip():
-            raise ValueError(f"{path}: line {number}: empty caption for {name.strip()!r}")
-        image_path = str((root / name.strip()).resolve())
-        captions.setdefault(image_path, []).append(caption.strip())
-    if not captions:
-        raise ValueError(f"{path}: no captions.")
-    return CaptionExamples(list(captions), list(captions.values()), str(path))
+            detail = f"expected NAME<TAB>CAPTION, got {line[:80]!r}"
+            collector.reject(Problem(None, where, MALFORMED_ROW, detail))
+        else:
+            collector.add(str((root / name.strip()).resolve()), caption, where)
+    return collector.examples(str(path))
 
 
 def read_sidecar_captions(folder: Path, images: list[Path]) -> CaptionExamples:
     """Reads `NAME.txt` beside each image `NAME.<suffix>`, one caption a line.
 
+    An image without a readable sidecar, or whose sidecar has no usable caption, is
+    left out and recorded in the examples' problems.
+
     Raises:
-        ValueError: naming the image without a sidecar or the sidecar without a caption.
+        ValueError: naming the folder when no image is left with a caption.
     """
-    captions = []
+    collector = CaptionCollector()
     for image in images:
         sidecar = image.with_suffix(".txt")
-        if not sidecar.is_file():
-            raise ValueError(
-                f"{folder}: image {image.name!r} has no captions file {sidecar.name!r} beside it."
-            )
-        texts = [line.strip() for line in _read_lines(sidecar) if line.strip()]
-        if not texts:
-            raise ValueError(f"{sidecar}: no caption for image {image.name!r}.")
-        captions.append(texts)
-    return CaptionExamples([str(image.resolve()) for image in images], captions, str(folder))
+        try:
+            lines = _read_lines(sidecar)
+        except FileNotFoundError:
+            detail = f"image {image.name!r} has no captions file {sidecar.name!r} beside it"
+            collector.reject(Problem(None, str(sidecar), MISSING_FILE, detail))
+            continue
+        except OSError as error:
+            detail = f"captions of image {image.name!r}: {error.strerror or error}"
+            collector.reject(Problem(None, str(sidecar), UNREADABLE_FILE, detail))
+            continue
+        key = str(image.resolve())
+        collector.add_image(key, str(sidecar))
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                collector.add(key, line, f"{sidecar} line {number}")
+    return collector.examples(str(folder))
 
 
 def read_image_folder(folder: str | Path, image_dir: str | Path | None = None) -> CaptionExamples:

@@ -1,10 +1,12 @@
 """In-memory metadata of (image, text, label) examples: classification and VQA."""
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from datasets.image_sources import FILES, ImageSource
+from datasets.validation import Problem
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,9 @@ class LabelledPairs:
         answer_lists: optional; every human answer of each example (VQA v2 has ten),
             which evaluation scores against instead of the single label.
         images: where the encoded images are read from; `image_paths` are its keys.
+        problems: what the reader found wrong and left out (metadata rows with a
+            missing or empty field, unknown or repeated ids), each naming the file and
+            position; the validation pass (datasets.checked_splits) reports them.
     """
 
     image_paths: list[str]
@@ -27,6 +32,7 @@ class LabelledPairs:
     source: str
     answer_lists: list[list[str]] | None = None
     images: ImageSource = FILES
+    problems: tuple[Problem, ...] = ()
 
     def __post_init__(self):
         if not len(self.image_paths) == len(self.texts) == len(self.labels):
@@ -47,6 +53,7 @@ class LabelledPairs:
         return f"{len(self)} examples of {len(set(self.image_paths))} images from {self.source}"
 
     def subset(self, indices, source_suffix: str) -> "LabelledPairs":
+        """The examples at `indices`, without the reader's problems (they name no row)."""
         indices = list(indices)
         answer_lists = None
         if self.answer_lists is not None:
@@ -61,7 +68,10 @@ class LabelledPairs:
         )
 
     def split(self, fraction: float, seed: int) -> tuple["LabelledPairs", "LabelledPairs"]:
-        """Splits by image (all examples of one image on one side) into (rest, held out)."""
+        """Splits by image (all examples of one image on one side) into (rest, held out).
+
+        The reader's problems go with the rest (the training part), to be reported once.
+        """
         images = sorted(set(self.image_paths))
         order = np.random.default_rng(seed).permutation(len(images))
         held_out = max(1, int(round(len(images) * fraction)))
@@ -70,4 +80,5 @@ class LabelledPairs:
         kept_images = {images[index] for index in order[:held_out]}
         kept = [i for i, path in enumerate(self.image_paths) if path in kept_images]
         rest = [i for i, path in enumerate(self.image_paths) if path not in kept_images]
-        return self.subset(rest, " (train part)"), self.subset(kept, " (held-out part)")
+        train_part = dataclasses.replace(self.subset(rest, " (train part)"), problems=self.problems)
+        return train_part, self.subset(kept, " (held-out part)")

@@ -4,6 +4,12 @@ Reads only each image's header and tail (`datasets.image_header`), in threads, s
 100k files take seconds, and checks the texts and ids in memory. The report lists
 every problem; `DataReport.enforce` turns it into a policy: stop at the first bad
 example, or skip the bad ones and say which.
+
+The readers report here too: what they find wrong in a row of the metadata (an empty
+caption, a missing column, an unknown id) they leave out of the examples and record
+as a `Problem` without a row index, naming the file and the position in it
+("captions.json annotations[3]", "train.csv row 7"); the examples carry these to
+`validate_examples`, and one report lists both.
 """
 
 import itertools
@@ -23,6 +29,9 @@ OVER_PIXEL_CAP = "over the pixel cap"
 EMPTY_TEXT = "empty text"
 NOT_UTF8 = "text is not UTF-8"
 DUPLICATE_ID = "duplicate id"
+UNKNOWN_ID = "unknown id"
+CONFLICTING_ID = "conflicting ids"
+MALFORMED_ROW = "malformed row"
 POLICIES = ("error", "skip")
 _CHUNK = 256  # files per thread task: one future per file costs more than its check
 
@@ -31,13 +40,15 @@ class Problem(NamedTuple):
     """One thing wrong with one row.
 
     Attributes:
-        index: the row.
-        where: the image file, or "row N" for a problem with the row's text or id.
+        index: the row; None for what a reader left out of the examples (a caption,
+            a metadata row, an image with no caption left).
+        where: the image file, or "row N" for a problem with the row's text or id;
+            for a reader's problem, the metadata file and position ("data.csv row 7").
         reason: a fixed phrase to count by (MISSING_FILE, "truncated image", ...).
         detail: what exactly, in words.
     """
 
-    index: int
+    index: int | None
     where: str
     reason: str
     detail: str
@@ -48,7 +59,7 @@ class DataReport:
     """Every problem found in a split's rows.
 
     Attributes:
-        problems: in row order.
+        problems: the reader's problems first, then the rows' in row order.
         rows: how many rows were checked.
         source: what was checked, for messages.
     """
@@ -59,7 +70,7 @@ class DataReport:
 
     @property
     def bad_indices(self) -> list[int]:
-        return sorted({problem.index for problem in self.problems})
+        return sorted({p.index for p in self.problems if p.index is not None})
 
     def kept_indices(self) -> list[int]:
         bad = set(self.bad_indices)
@@ -69,10 +80,11 @@ class DataReport:
         """Counts by reason, each with the first few files or rows it names."""
         if not self.problems:
             return f"{self.source}: all {self.rows} rows passed the checks."
-        lines = [
-            f"{self.source}: {len(self.bad_indices)} of {self.rows} rows have problems "
-            f"({len(self.problems)} in all):"
-        ]
+        header = f"{self.source}: {len(self.bad_indices)} of {self.rows} rows have problems"
+        left_out = sum(problem.index is None for problem in self.problems)
+        if left_out:
+            header += f", and the reader left out {left_out} bad entries of the metadata"
+        lines = [f"{header} ({len(self.problems)} problems in all):"]
         counts = Counter(problem.reason for problem in self.problems)
         for reason, count in counts.most_common():
             named = list(dict.fromkeys(p.where for p in self.problems if p.reason == reason))
@@ -97,9 +109,9 @@ class DataReport:
             The indices of the rows to keep, in order (all of them when nothing is wrong).
 
         Raises:
-            ValueError: under "error", naming the first bad file or row and its reason
-                (and how many more there are); under "skip", when no row is left; for a
-                policy other than "error" or "skip".
+            ValueError: under "error", naming the first bad file, row or metadata entry
+                and its reason (and how many more there are); under "skip", when no row
+                is left; for a policy other than "error" or "skip".
         """
         if on_bad_example not in POLICIES:
             raise ValueError(
@@ -110,10 +122,12 @@ class DataReport:
             return list(range(self.rows))
         if on_bad_example == "error":
             first = self.problems[0]
+            position = first.where  # a reader's problem, or "row N" itself
+            if first.index is not None and first.where != f"row {first.index}":
+                position = f"row {first.index}: {first.where}"
             raise ValueError(
-                f"{self.source}: row {first.index}: {first.where}: {first.reason}: "
-                f"{first.detail} ({len(self.problems)} problems in {len(self.bad_indices)} "
-                "rows; skip them with on_bad_example='skip')"
+                f"{self.source}: {position}: {first.reason}: {first.detail} "
+                f"({len(self.problems)} problems in all; skip them with on_bad_example='skip')"
             )
         print_fn(self.summary())
         kept = self.kept_indices()
@@ -127,12 +141,14 @@ def validate_examples(
     texts: Sequence,
     ids: Sequence | None = None,
     *,
+    labels: Sequence | None = None,
+    reader_problems: Sequence[Problem] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
     source: str = "examples",
     num_threads: int = 16,
     check_files: bool = True,
 ) -> DataReport:
-    """Checks every row's image file, text and id, and reports all problems.
+    """Checks every row's image file, text, label and id, and reports all problems.
 
     Args:
         image_paths: one image file per row (None where the field is missing).
@@ -140,6 +156,9 @@ def validate_examples(
             of an image); None where the field is missing.
         ids: optional image id per row; one id naming two different files is a problem
             on every row of that id.
+        labels: optional label per row (classification, VQA), each a non-empty string.
+        reader_problems: what the reader found wrong and left out of the rows (they
+            have no row index), reported first.
         max_pixels: images whose header gives more pixels are reported.
         source: what is checked (the metadata file), for messages.
         num_threads: file checks run in this many threads.
@@ -156,7 +175,7 @@ def validate_examples(
         >>> report = validate_examples(paths, captions, source="train.jsonl")
         >>> keep = report.enforce("skip")
     """
-    for name, values in (("texts", texts), ("ids", ids)):
+    for name, values in (("texts", texts), ("ids", ids), ("labels", labels)):
         if values is not None and len(values) != len(image_paths):
             raise ValueError(f"{source}: {len(image_paths)} image paths but {len(values)} {name}.")
     unique_paths = list(dict.fromkeys(path for path in image_paths if _is_text(path)))
@@ -172,13 +191,38 @@ def validate_examples(
             problems.append(Problem(index, f"row {index}", MISSING_FIELD, f"image is {path!r}"))
         elif file_problems.get(path):
             problems.append(Problem(index, path, *file_problems[path]))
-        text_problem = _text_problem(texts[index])
-        if text_problem:
-            problems.append(Problem(index, f"row {index}", *text_problem))
+        text_found = text_problem(texts[index])
+        if text_found:
+            problems.append(Problem(index, f"row {index}", *text_found))
+        label_found = None if labels is None else text_problem(labels[index], "label")
+        if label_found:
+            problems.append(Problem(index, f"row {index}", *label_found))
     if ids is not None:
         problems += _id_problems(image_paths, ids)
     problems.sort(key=lambda problem: problem.index)
-    return DataReport(problems, len(image_paths), source)
+    return DataReport([*reader_problems, *problems], len(image_paths), source)
+
+
+def require_usable_rows(source: str, kept: int, problems: Sequence[Problem]) -> None:
+    """Refuses a metadata file that leaves no usable row: a problem of the whole file.
+
+    Args:
+        source: the metadata file, for the message.
+        kept: how many rows (or images) the reader kept.
+        problems: what the reader left out.
+
+    Raises:
+        ValueError: `kept` is 0, naming the first problem and how many there are.
+    """
+    if kept:
+        return
+    if not problems:
+        raise ValueError(f"{source}: no rows.")
+    first = problems[0]
+    raise ValueError(
+        f"{source}: no usable row: {len(problems)} problems, the first {first.where}: "
+        f"{first.reason}: {first.detail}"
+    )
 
 
 def _is_text(value) -> bool:
@@ -186,6 +230,9 @@ def _is_text(value) -> bool:
 
 
 def _file_problem(path: str, max_pixels: int) -> tuple[str, str] | None:
+    name_problem = text_problem(path, "file name")
+    if name_problem:
+        return name_problem
     try:
         header = read_image_header(path, check_complete=True)
     except FileNotFoundError:
@@ -204,32 +251,48 @@ def _file_problem(path: str, max_pixels: int) -> tuple[str, str] | None:
     return None
 
 
-def _text_problem(text) -> tuple[str, str] | None:
+def text_problem(text, field: str = "text") -> tuple[str, str] | None:
+    """What is wrong with a text, or None when it is a non-empty UTF-8 string.
+
+    Args:
+        text: str, UTF-8 bytes, or a list of them (the captions of an image); a str
+            read with errors="surrogateescape" keeps its invalid bytes as surrogates.
+        field: what the text is, for the detail ("caption", "column 'label'").
+
+    Returns:
+        (reason, detail): MISSING_FIELD, NOT_UTF8 or EMPTY_TEXT and what exactly.
+    """
     if isinstance(text, list | tuple):
         if not text:
             return EMPTY_TEXT, "no captions"
         for number, one in enumerate(text):
-            problem = _text_problem(one)
+            problem = text_problem(one, field)
             if problem:
                 return problem[0], f"caption {number}: {problem[1]}"
         return None
     if text is None or (isinstance(text, float) and math.isnan(text)):
-        return MISSING_FIELD, f"text is {text!r}"
+        return MISSING_FIELD, f"{field} is {text!r}"
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as error:
             bad = text[error.start : error.start + 4].hex(" ")
-            return NOT_UTF8, f"invalid UTF-8 at byte {error.start} ({bad})"
+            return NOT_UTF8, f"{field}: invalid UTF-8 at byte {error.start} ({bad})"
     elif isinstance(text, str):
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as error:
-            return NOT_UTF8, f"unencodable character at {error.start} ({text[error.start]!r})"
+            character = text[error.start]
+            if "\udc80" <= character <= "\udcff":  # an undecodable byte, kept by surrogateescape
+                return NOT_UTF8, (
+                    f"{field}: invalid UTF-8 byte {ord(character) - 0xDC00:02x} at character "
+                    f"{error.start}"
+                )
+            return NOT_UTF8, f"{field}: unencodable character at {error.start} ({character!r})"
     else:
-        return MISSING_FIELD, f"text is {text!r} ({type(text).__name__}), not a string"
+        return MISSING_FIELD, f"{field} is {text!r} ({type(text).__name__}), not a string"
     if not text.strip():
-        return EMPTY_TEXT, f"text is {text!r}"
+        return EMPTY_TEXT, f"{field} is {text!r}"
     return None
 
 

@@ -25,6 +25,12 @@ The training label of a question is the most common of its human answers
 after `evaluation.vqa.normalize_answer`, ties going to the answer given first.
 All the answers are kept in `LabelledPairs.answer_lists`, so evaluation scores
 the soft VQA accuracy `min(#humans who gave the answer / 3, 1)`.
+
+A question that cannot be used is left out and recorded, by file and record
+(`questions[4]`, `annotations[7]`), in the examples' problems for the validation
+pass to report: a field missing or invalid, an empty question, a question_id
+asked or annotated more than once or not annotated, an annotation on another
+image, no non-empty answer. So is an annotation without a valid question_id.
 """
 
 import collections
@@ -33,6 +39,17 @@ import re
 from pathlib import Path
 
 from datasets.labelled_pairs import LabelledPairs
+from datasets.validation import (
+    CONFLICTING_ID,
+    DUPLICATE_ID,
+    EMPTY_TEXT,
+    MALFORMED_ROW,
+    MISSING_FIELD,
+    UNKNOWN_ID,
+    Problem,
+    require_usable_rows,
+    text_problem,
+)
 from evaluation.vqa import normalize_answer
 
 _SNIFF_CHARACTERS = 65536
@@ -101,13 +118,12 @@ def _load_list(path: Path, field: str) -> tuple[dict, list]:
     return data, data[field]
 
 
-def _field(path: Path, where: str, record: object, name: str, kind: type) -> object:
-    """`record[name]`, checked to be a `kind` (a non-empty one for strings)."""
-    value = record.get(name) if isinstance(record, dict) else None
-    valid = isinstance(value, kind) and not isinstance(value, bool)
-    if not valid or (isinstance(value, str) and not value.strip()):
-        raise ValueError(f"{path}: {where} has no valid {name!r}: {value!r}")
-    return value
+def _invalid_field(record: dict, name: str, kind: type) -> str | None:
+    """What is wrong with `record[name]` when it is not a `kind` (bools are not ints)."""
+    value = record.get(name)
+    if isinstance(value, kind) and not isinstance(value, bool):
+        return None
+    return f"no valid {name!r}: {value!r}"
 
 
 def most_common_answer(answers: list[str]) -> str:
@@ -118,29 +134,39 @@ def most_common_answer(answers: list[str]) -> str:
     return next((answer for answer in normalized if counts[answer] == best), "")
 
 
-def _read_annotations(path: Path) -> tuple[dict, dict[object, tuple[int, list[str]]]]:
-    """The annotations JSON and question id -> (image id, answers)."""
+def _read_annotations(path: Path) -> tuple[dict, dict[object, list], list[Problem]]:
+    """The annotations JSON, question id -> [(where, annotation)], and bad annotations."""
     data, annotations = _load_list(path, "annotations")
-    by_question: dict[object, tuple[int, list[str]]] = {}
+    by_question: dict[object, list[tuple[str, dict]]] = {}
+    problems = []
     for position, annotation in enumerate(annotations):
-        where = f"annotations[{position}]"
-        question_id = _field(path, where, annotation, "question_id", (int, str))
-        image_id = _field(path, where, annotation, "image_id", int)
-        answers = annotation.get("answers")
-        if not isinstance(answers, list) or not answers:
-            raise ValueError(f"{path}: {where} has no 'answers' list.")
-        texts = []
-        for index, answer in enumerate(answers):
-            text = answer.get("answer") if isinstance(answer, dict) else None
-            if not isinstance(text, str):
-                raise ValueError(
-                    f"{path}: {where}.answers[{index}] has no 'answer' string: {answer!r}"
-                )
-            texts.append(text.strip())
-        if question_id in by_question:
-            raise ValueError(f"{path}: {where} repeats question_id {question_id!r}.")
-        by_question[question_id] = (image_id, texts)
-    return data, by_question
+        where = f"{path} annotations[{position}]"
+        if not isinstance(annotation, dict):
+            detail = f"not an object: {str(annotation)[:80]!r}"
+            problems.append(Problem(None, where, MALFORMED_ROW, detail))
+        elif invalid := _invalid_field(annotation, "question_id", (int, str)):
+            problems.append(Problem(None, where, MISSING_FIELD, invalid))
+        else:
+            by_question.setdefault(annotation["question_id"], []).append((where, annotation))
+    return data, by_question, problems
+
+
+def _annotation(where: str, annotation: dict) -> tuple[int, list[str]] | Problem:
+    """(image id, answers) of an annotation, or what is wrong with it."""
+    invalid = _invalid_field(annotation, "image_id", int)
+    answers = annotation.get("answers")
+    if invalid:
+        return Problem(None, where, MISSING_FIELD, invalid)
+    if not isinstance(answers, list) or not answers:
+        return Problem(None, where, MISSING_FIELD, "no 'answers' list")
+    texts = []
+    for index, answer in enumerate(answers):
+        text = answer.get("answer") if isinstance(answer, dict) else None
+        problem = text_problem(text, "answer")
+        if problem and problem[0] != EMPTY_TEXT:  # blank answers count for nothing
+            return Problem(None, f"{where}.answers[{index}]", *problem)
+        texts.append(text.strip())
+    return annotation["image_id"], texts
 
 
 def _subtype(questions_path: Path, questions_data: dict, annotations_data: dict) -> str:
@@ -165,6 +191,20 @@ def image_folder(questions_path: Path, subtype: str, image_dir: str | Path | Non
     return root
 
 
+def _question(where: str, question: object) -> tuple[int, str, object] | Problem:
+    """(image id, question text, question id) of a question, or what is wrong with it."""
+    if not isinstance(question, dict):
+        return Problem(None, where, MALFORMED_ROW, f"not an object: {str(question)[:80]!r}")
+    for name, kind in (("image_id", int), ("question_id", (int, str))):
+        invalid = _invalid_field(question, name, kind)
+        if invalid:
+            return Problem(None, where, MISSING_FIELD, invalid)
+    problem = text_problem(question.get("question"), "question")
+    if problem:
+        return Problem(None, where, *problem)
+    return question["image_id"], question["question"].strip(), question["question_id"]
+
+
 def read_vqa_v2(
     questions_path: str | Path, annotations_path: str | Path, image_dir: str | Path | None = None
 ) -> LabelledPairs:
@@ -178,45 +218,79 @@ def read_vqa_v2(
 
     Returns:
         LabelledPairs with the questions as texts, the most common answer as
-        labels and every answer in `answer_lists`.
+        labels, every answer in `answer_lists`, and the problems of the questions
+        and annotations left out (see the module docstring).
 
     Raises:
-        ValueError: naming the file and the record (`questions[i]`,
-            `annotations[i]`) that is malformed, a question with no annotation
-            or another image in it. Image files are checked by the validation pass.
+        ValueError: naming the file when it cannot be read, is not an object with
+            the list 'questions' (or 'annotations'), has no question, or leaves no
+            usable question. Image files are checked by the validation pass.
     """
     questions_path, annotations_path = Path(questions_path), Path(annotations_path)
     questions_data, questions = _load_list(questions_path, "questions")
     if not questions:
         raise ValueError(f"{questions_path}: no questions.")
-    annotations_data, by_question = _read_annotations(annotations_path)
+    annotations_data, by_question, problems = _read_annotations(annotations_path)
     subtype = _subtype(questions_path, questions_data, annotations_data)
     folder = image_folder(questions_path, subtype, image_dir)
+    parsed = [
+        _question(f"{questions_path} questions[{position}]", question)
+        for position, question in enumerate(questions)
+    ]
+    asked = collections.Counter(one[2] for one in parsed if not isinstance(one, Problem))
     image_paths, texts, labels, answer_lists = [], [], [], []
-    for position, question in enumerate(questions):
-        where = f"questions[{position}]"
-        image_id = _field(questions_path, where, question, "image_id", int)
-        text = _field(questions_path, where, question, "question", str)
-        question_id = _field(questions_path, where, question, "question_id", (int, str))
-        if question_id not in by_question:
-            raise ValueError(
-                f"{annotations_path}: no annotation for question_id {question_id!r} "
-                f"({where} of {questions_path})."
-            )
-        annotated_image, answers = by_question[question_id]
-        if annotated_image != image_id:
-            raise ValueError(
-                f"{annotations_path}: question_id {question_id!r} is on image_id "
-                f"{annotated_image!r}, but {where} of {questions_path} puts it on {image_id!r}."
-            )
-        label = most_common_answer(answers)
-        if not label:
-            raise ValueError(
-                f"{annotations_path}: question_id {question_id!r} has no non-empty answer."
-            )
+    for position, question in enumerate(parsed):
+        where = f"{questions_path} questions[{position}]"
+        example = question
+        if not isinstance(question, Problem):
+            example = _answered(where, question, asked, by_question.get(question[2], []))
+        if isinstance(example, Problem):
+            problems.append(example)
+            continue
+        image_id, text, label, answers = example
         image_paths.append(str((folder / f"COCO_{subtype}_{image_id:012d}.jpg").resolve()))
-        texts.append(text.strip())
+        texts.append(text)
         labels.append(label)
         answer_lists.append(answers)
     source = f"{questions_path}+{annotations_path}"
-    return LabelledPairs(image_paths, texts, labels, source, answer_lists)
+    require_usable_rows(source, len(image_paths), problems)
+    return LabelledPairs(image_paths, texts, labels, source, answer_lists, problems=tuple(problems))
+
+
+def _answered(
+    where: str, question: tuple[int, str, object], asked: collections.Counter, annotated: list
+) -> tuple[int, str, str, list[str]] | Problem:
+    """(image id, question, label, answers) of a valid question, or what is wrong.
+
+    Args:
+        where: the question's position, for messages.
+        question: its (image id, text, question id).
+        asked: how many questions have each question id.
+        annotated: the (position, annotation) pairs of its question id.
+    """
+    image_id, text, question_id = question
+    if asked[question_id] > 1:
+        detail = f"question_id {question_id!r} is asked {asked[question_id]} times"
+        return Problem(None, where, DUPLICATE_ID, detail)
+    if not annotated:
+        return Problem(None, where, UNKNOWN_ID, f"no annotation for question_id {question_id!r}")
+    if len(annotated) > 1:
+        positions = ", ".join(position for position, _ in annotated[:3])
+        detail = f"question_id {question_id!r} is annotated {len(annotated)} times: {positions}"
+        return Problem(None, where, DUPLICATE_ID, detail)
+    annotation_where, annotation = annotated[0]
+    found = _annotation(annotation_where, annotation)
+    if isinstance(found, Problem):
+        return found
+    annotated_image, answers = found
+    if annotated_image != image_id:
+        detail = (
+            f"question_id {question_id!r} is on image_id {annotated_image!r} here, but "
+            f"{where} puts it on {image_id!r}"
+        )
+        return Problem(None, annotation_where, CONFLICTING_ID, detail)
+    label = most_common_answer(answers)
+    if not label:
+        detail = f"question_id {question_id!r} has no non-empty answer"
+        return Problem(None, annotation_where, EMPTY_TEXT, detail)
+    return image_id, text, label, answers

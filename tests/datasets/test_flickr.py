@@ -6,6 +6,8 @@ from PIL import Image
 from datasets.checked_splits import checked_split
 from datasets.flickr import is_flickr_token_file, read_flickr
 from datasets.sources import load_caption_splits, read_caption_file
+from datasets.validation import EMPTY_TEXT, MALFORMED_ROW, NOT_UTF8, UNKNOWN_ID
+from tests.datasets.test_checked_splits import skip_report
 
 
 def write_image(path, size=(16, 12)):
@@ -121,29 +123,68 @@ def test_split_list_image_on_the_list_but_not_on_disk_is_left_to_the_validation_
 
 
 @pytest.mark.parametrize(
-    "content, line, message",
+    "content, line, reason, message",
     [
-        ("a.jpg#0\tfine\na.jpg#1 no tab here\n", 2, r"there is no tab: 'a.jpg#1 no tab here'"),
-        ("a.jpg#0\tfine\na.jpg#x\tbad number\n", 2, r"expected NAME#K .* got 'a.jpg#x'"),
-        ("a.jpg#0\tfine\n\na.jpg\tno number\n", 3, r"expected NAME#K .* got 'a.jpg'"),
-        ("a.jpg#0\tfine\na.jpg#1\t   \n", 2, r"empty caption for 'a.jpg#1'"),
+        ("a.jpg#0\tfine\na.jpg#1 no tab here\n", 2, MALFORMED_ROW,
+         r"there is no tab: 'a.jpg#1 no tab here'"),
+        ("a.jpg#0\tfine\na.jpg#x\tbad number\n", 2, MALFORMED_ROW, r"NAME#K .* got 'a.jpg#x'"),
+        ("a.jpg#0\tfine\n\na.jpg\tno number\n", 3, MALFORMED_ROW, r"NAME#K .* got 'a.jpg'"),
+        ("a.jpg#0\tfine\na.jpg#1\t   \n", 2, EMPTY_TEXT, r"caption is '   '"),
+        ("a.jpg#0\tfine\na.jpg#1\tcaf\udce9\n", 2, NOT_UTF8, r"caption: invalid UTF-8 byte e9"),
     ],
-)
-def test_malformed_lines_name_the_file_and_line(tmp_path, content, line, message):
+)  # fmt: skip
+def test_a_bad_line_is_reported_by_file_and_line_and_only_it_is_left_out(
+    tmp_path, content, line, reason, message
+):
     write_image(tmp_path / "a.jpg")
     path = tmp_path / "tokens.txt"
-    path.write_text(content)
-    with pytest.raises(ValueError, match=rf"tokens.txt: line {line}: .*{message}") as error:
-        read_flickr(path)
-    assert str(path) in str(error.value)
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    examples = read_flickr(path)
+    assert examples.captions == [["fine"]]
+    kept, report = skip_report(examples)
+    assert kept.captions == [["fine"]]
+    assert f"  {reason}: 1 (e.g. {path} line {line})" in report
+    with pytest.raises(ValueError, match=rf"{path} line {line}: {reason}: .*{message}"):
+        checked_split(examples, "error")
 
 
-def test_split_list_image_not_in_the_token_file_names_the_list_and_line(tmp_path):
+def test_an_image_whose_every_caption_is_bad_is_reported_and_left_out(tmp_path):
     path = flickr_tree(tmp_path, names=("a.jpg", "b.jpg"))
+    with path.open("a") as stream:
+        stream.write("c.jpg#0\t \nc.jpg#1\t\n")
+    examples = read_flickr(path)
+    assert [p.rsplit("/", 1)[1] for p in examples.image_paths] == ["a.jpg", "b.jpg"]
+    assert [(problem.where, problem.reason) for problem in examples.problems] == [
+        (f"{path} line 11", EMPTY_TEXT),
+        (f"{path} line 12", EMPTY_TEXT),
+        (f"{path} line 11", EMPTY_TEXT),
+    ]
+    assert examples.problems[2].detail.startswith("no usable caption of ")
+
+
+def test_a_file_with_no_usable_line_is_an_error(tmp_path):
+    path = tmp_path / "tokens.txt"
+    path.write_text("a.jpg#0\t \na.jpg#1 no tab\n")
+    with pytest.raises(ValueError, match=r"tokens.txt: no usable row: 3 problems, the first "):
+        read_flickr(path)
+    path.write_text("\n\n")
+    with pytest.raises(ValueError, match=r"tokens.txt: no captions"):
+        read_flickr(path)
+
+
+def test_a_split_reports_the_bad_lines_of_its_images_and_of_no_image(tmp_path):
+    path = flickr_tree(tmp_path, names=("a.jpg", "b.jpg"))
+    with path.open("a") as stream:
+        stream.write("a.jpg#5\t \nb.jpg#5\t \nno tab\n")
     (tmp_path / "text" / "list.txt").write_text("a.jpg\n\nzzz.jpg\n")
-    with pytest.raises(ValueError, match=r"list.txt: line 3: image 'zzz.jpg' is not in") as error:
-        read_caption_file(f"{path}:list.txt")
-    assert str(path) in str(error.value)
+    examples = read_caption_file(f"{path}:list.txt")
+    assert [p.rsplit("/", 1)[1] for p in examples.image_paths] == ["a.jpg"]
+    assert [(problem.where, problem.reason) for problem in examples.problems] == [
+        (f"{path} line 11", EMPTY_TEXT),
+        (f"{path} line 13", MALFORMED_ROW),
+        (f"{tmp_path / 'text' / 'list.txt'} line 3", UNKNOWN_ID),
+    ]
+    assert examples.problems[2].detail == f"image 'zzz.jpg' is not in the token file {path}"
 
 
 def test_missing_split_list_and_empty_split_list_are_errors(tmp_path):

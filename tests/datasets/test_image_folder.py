@@ -8,6 +8,8 @@ from PIL import Image
 from datasets.checked_splits import checked_split
 from datasets.image_folder import read_image_folder
 from datasets.sources import load_caption_splits, load_splits, read_caption_file
+from datasets.validation import EMPTY_TEXT, MALFORMED_ROW, MISSING_FILE, NOT_UTF8
+from tests.datasets.test_checked_splits import skip_report
 
 
 def write_image(path, size=(10, 14)):
@@ -64,20 +66,38 @@ def test_per_image_sidecars_give_one_caption_a_line(tmp_path):
     assert examples.source == str(folder)
 
 
-def test_an_image_without_its_sidecar_is_named(tmp_path):
+def test_an_image_without_its_sidecar_is_reported_and_left_out(tmp_path):
     folder = pictures(tmp_path / "pics")
     (folder / "cat.txt").write_text("a cat\n")
-    with pytest.raises(ValueError, match=r"image 'dog.png' has no captions file 'dog.txt'") as e:
-        read_image_folder(folder)
-    assert str(folder) in str(e.value)
+    examples = read_image_folder(folder)
+    assert image_names(examples) == ["cat.jpg"]
+    kept, report = skip_report(examples)
+    assert image_names(kept) == ["cat.jpg"]
+    assert f"  {MISSING_FILE}: 1 (e.g. {folder / 'dog.txt'})" in report
+    with pytest.raises(ValueError, match=r"dog.txt: missing file: image 'dog.png' has no captions"):
+        checked_split(examples, "error")
 
 
-def test_an_empty_sidecar_is_named(tmp_path):
+@pytest.mark.parametrize(
+    "sidecar, captions, where, reason, detail",
+    [
+        (b"\n  \n", [], "dog.txt", EMPTY_TEXT, "no usable caption of .*dog.png"),
+        (b"a dog\nun chien tr\xe8s sage\n", [["a dog"]], "dog.txt line 2", NOT_UTF8,
+         "caption: invalid UTF-8 byte e8 at character 11"),
+    ],
+)  # fmt: skip
+def test_a_bad_sidecar_caption_is_reported_and_only_it_is_left_out(
+    tmp_path, sidecar, captions, where, reason, detail
+):
     folder = pictures(tmp_path / "pics")
     (folder / "cat.txt").write_text("a cat\n")
-    (folder / "dog.txt").write_text("\n  \n")
-    with pytest.raises(ValueError, match=r"dog.txt: no caption for image 'dog.png'"):
-        read_image_folder(folder)
+    (folder / "dog.txt").write_bytes(sidecar)
+    examples = read_image_folder(folder)
+    assert examples.captions == [["a cat"], *captions]
+    kept, report = skip_report(examples)
+    assert f"  {reason}: 1 (e.g. {folder / where})" in report
+    with pytest.raises(ValueError, match=rf"{where}: {reason}: {detail}"):
+        checked_split(examples, "error")
 
 
 def test_a_folder_without_captions_names_the_folder_and_the_files_it_looked_for(tmp_path):
@@ -101,18 +121,41 @@ def test_several_captions_files_are_refused(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("cat.jpg\ta cat\ndog.png a dog\n", r"line 2: expected NAME<TAB>CAPTION, got 'dog.png a"),
-        ("cat.jpg\ta cat\n\ndog.png\t \n", r"line 3: empty caption for 'dog.png'"),
-        ("\ta cat\n", r"line 1: expected NAME<TAB>CAPTION"),
-        ("\n\n", r"no captions"),
+        ("\n\n", r"captions.txt: no captions"),
+        ("\ta cat\n", r"captions.txt: no usable row: 1 problems, the first .*captions.txt line 1: "
+         "malformed row: expected NAME<TAB>CAPTION"),
     ],
 )  # fmt: skip
-def test_captions_txt_errors_name_the_file_and_line(tmp_path, content, message):
+def test_captions_txt_with_no_usable_line_is_an_error(tmp_path, content, message):
     folder = pictures(tmp_path / "pics")
     (folder / "captions.txt").write_text(content)
-    with pytest.raises(ValueError, match=rf"captions.txt: {message}") as error:
+    with pytest.raises(ValueError, match=message) as error:
         read_image_folder(folder)
-    assert str(folder / "captions.txt") in str(error.value)
+    assert str(error.value).startswith(str(folder / "captions.txt"))
+
+
+@pytest.mark.parametrize(
+    "content, line, reason, detail",
+    [
+        ("cat.jpg\ta cat\ndog.png a dog\n", 2, MALFORMED_ROW,
+         r"expected NAME<TAB>CAPTION, got 'dog.png a dog'"),
+        ("cat.jpg\ta cat\n\ncat.jpg\t \n", 3, EMPTY_TEXT, r"caption is ' '"),
+        ("cat.jpg\ta cat\n\tno name\n", 2, MALFORMED_ROW, r"expected NAME<TAB>CAPTION"),
+    ],
+)  # fmt: skip
+def test_a_bad_captions_txt_line_is_reported_and_only_it_is_left_out(
+    tmp_path, content, line, reason, detail
+):
+    folder = pictures(tmp_path / "pics")
+    (folder / "captions.txt").write_text(content)
+    examples = read_image_folder(folder)
+    assert examples.captions == [["a cat"]]
+    kept, report = skip_report(examples)
+    assert kept.captions == [["a cat"]]
+    path = folder / "captions.txt"
+    assert f"  {reason}: 1 (e.g. {path} line {line})" in report
+    with pytest.raises(ValueError, match=rf"captions.txt line {line}: {reason}: {detail}"):
+        checked_split(examples, "error")
 
 
 def test_a_folder_spec_is_dispatched_and_split(tmp_path):

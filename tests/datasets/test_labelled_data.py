@@ -9,6 +9,7 @@ from datasets.checked_splits import checked_split
 from datasets.labelled_pairs import LabelledPairs
 from datasets.sources import TASK_DATA, load_splits
 from datasets.tabular import read_labelled_table
+from datasets.validation import EMPTY_TEXT, MALFORMED_ROW, MISSING_FIELD
 
 
 def write_image(path, size=(12, 8)):
@@ -133,22 +134,37 @@ def test_other_text_and_label_columns(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name, content, row, column",
+    "name, content, where, reason, detail",
     [
-        ("missing.csv", "image,text\na.png,hello\n", 1, "label"),
-        ("empty.csv", "image,text,label\na.png,hello,x\na.png,  ,x\n", 2, "text"),
-        ("noimage.csv", "image,text,label\na.png,hi,x\n,hi,y\n", 2, "image"),
-        ("missing.jsonl", '{"image": "a.png", "text": "hi", "label": "x"}\n{"image": "a.png"}\n', 2,
-         "text"),
-        ("null.jsonl", '{"image": "a.png", "text": "hi", "label": null}\n', 1, "label"),
+        ("empty.csv", "image,text,label\na.png,hi,x\na.png,  ,x\n", "row 2", EMPTY_TEXT,
+         "column 'text' is '  '"),
+        ("noimage.csv", "image,text,label\na.png,hi,x\n,hi,y\n", "row 2", EMPTY_TEXT,
+         "column 'image' is ''"),
+        ("nolabel.csv", "image,text,label\na.png,hi,x\na.png,hi,\n", "row 2", EMPTY_TEXT,
+         "column 'label' is ''"),
+        ("short.csv", "image,text,label\na.png,hi,x\na.png,hi\n", "row 2", MISSING_FIELD,
+         "no value in column 'label'"),
+        ("missing.jsonl", '{"image": "a.png", "text": "hi", "label": "x"}\n{"image": "a.png"}\n',
+         "line 2", MISSING_FIELD, "no value in column 'text'"),
+        ("null.jsonl", '{"image": "a.png", "text": "hi", "label": "x"}\n\n'
+         '{"image": "a.png", "text": "hi", "label": null}\n', "line 3", MISSING_FIELD,
+         "no value in column 'label'"),
+        ("list.jsonl", '{"image": "a.png", "text": "hi", "label": "x"}\n["a.png", "hi", "x"]\n',
+         "line 2", MALFORMED_ROW, "not an object"),
     ],
 )  # fmt: skip
-def test_missing_values_name_the_file_row_and_column(tmp_path, name, content, row, column):
+def test_a_bad_row_is_reported_by_file_row_and_column(
+    tmp_path, name, content, where, reason, detail
+):
     write_image(tmp_path / "a.png")
     (tmp_path / name).write_text(content)
-    expected = rf"{name}: row {row} has no value in column '{column}'"
-    with pytest.raises(ValueError, match=expected):
-        read_labelled_table(tmp_path / name, "text", "label")
+    pairs = read_labelled_table(tmp_path / name, "text", "label")
+    assert (pairs.texts, pairs.labels) == (["hi"], ["x"])
+    printed = []
+    kept = checked_split(pairs, "skip", printed.append)
+    assert kept.labels == ["x"] and f"  {reason}: 1 (e.g. {tmp_path / name} {where})" in printed[0]
+    with pytest.raises(ValueError, match=rf"{name} {where}: {reason}: {detail}"):
+        checked_split(pairs, "error")
 
 
 @pytest.mark.parametrize(
@@ -156,10 +172,11 @@ def test_missing_values_name_the_file_row_and_column(tmp_path, name, content, ro
     [
         ("empty.csv", "image,text,label\n", "empty.csv: no rows"),
         ("empty.jsonl", "\n\n", "empty.jsonl: no rows"),
-        ("list.jsonl", '["a.png", "hi", "x"]\n', "list.jsonl: row 1 is not an object"),
-        ("broken.jsonl", '{"image": "a.png",\n', "broken.jsonl: cannot read rows"),
+        ("missing.csv", "image,text\na.png,hello\n", "missing.csv: the header has no column 'l"),
+        ("list.jsonl", '["a.png", "hi", "x"]\n', "list.jsonl: no usable row: .*1: malformed"),
+        ("broken.jsonl", '{"image": "a.png",\n', "broken.jsonl: no usable row: .*: not JSON"),
     ],
-)
+)  # fmt: skip
 def test_unreadable_tables_name_the_file(tmp_path, name, content, match):
     write_image(tmp_path / "a.png")
     (tmp_path / name).write_text(content)

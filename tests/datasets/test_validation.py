@@ -12,6 +12,9 @@ from datasets.validation import (
     MISSING_FILE,
     NOT_UTF8,
     OVER_PIXEL_CAP,
+    Problem,
+    require_usable_rows,
+    text_problem,
     validate_examples,
 )
 from tests.datasets.test_image_header import FORMATS, bomb_png, encoded_image
@@ -164,3 +167,56 @@ def test_files_are_checked_across_thread_chunks(tmp_path):
 def test_misaligned_columns_are_refused():
     with pytest.raises(ValueError, match="meta.csv: 2 image paths but 1 texts"):
         validate_examples(["a", "b"], ["x"], source="meta.csv")
+
+
+def test_labels_are_checked_when_given(tmp_path):
+    (tmp_path / "a.png").write_bytes(encoded_image("png"))
+    good = str(tmp_path / "a.png")
+    report = validate_examples([good] * 3, ["x", "y", "z"], labels=["cat", None, " "])
+    assert [(p.index, p.reason, p.detail) for p in report.problems] == [
+        (1, MISSING_FIELD, "label is None"),
+        (2, EMPTY_TEXT, "label is ' '"),
+    ]
+    assert validate_examples([good], ["x"]).problems == []
+
+
+def test_reader_problems_come_first_and_make_no_row_bad(tmp_path):
+    (tmp_path / "a.png").write_bytes(encoded_image("png"))
+    left_out = Problem(None, "data.csv row 4", EMPTY_TEXT, "caption is ''")
+    report = validate_examples(
+        [str(tmp_path / "a.png"), str(tmp_path / "gone.png")], ["x", "y"],
+        reader_problems=[left_out], source="data.csv",
+    )  # fmt: skip
+    assert report.problems[0] == left_out and report.problems[1].reason == MISSING_FILE
+    assert report.bad_indices == [1] and report.kept_indices() == [0]
+    assert report.summary().startswith(
+        "data.csv: 1 of 2 rows have problems, and the reader left out 1 bad entries of the "
+        "metadata (2 problems in all):"
+    )
+    with pytest.raises(ValueError, match=r"^data.csv: data.csv row 4: empty text: caption is ''"):
+        report.enforce("error")
+
+
+def test_undecodable_bytes_and_file_names_are_not_utf8(tmp_path):
+    read = b"caf\xe9".decode("utf-8", "surrogateescape")
+    assert text_problem(read, "caption") == (
+        NOT_UTF8,
+        "caption: invalid UTF-8 byte e9 at character 3",
+    )
+    (tmp_path / "a.png").write_bytes(encoded_image("png"))
+    named = str(tmp_path / read)
+    (tmp_path / "a.png").rename(named)
+    report = validate_examples([named], ["x"])
+    assert [(p.where, p.reason) for p in report.problems] == [(named, NOT_UTF8)]
+
+
+def test_a_metadata_file_with_no_usable_row_is_refused():
+    require_usable_rows("data.csv", 1, [Problem(None, "data.csv row 2", EMPTY_TEXT, "x")])
+    with pytest.raises(ValueError, match=r"^data.csv: no rows\.$"):
+        require_usable_rows("data.csv", 0, [])
+    problems = [Problem(None, f"data.csv row {n}", EMPTY_TEXT, "caption is ''") for n in (1, 2)]
+    with pytest.raises(
+        ValueError,
+        match=r"^data.csv: no usable row: 2 problems, the first data.csv row 1: empty text: ",
+    ):
+        require_usable_rows("data.csv", 0, problems)

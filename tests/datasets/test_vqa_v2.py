@@ -1,6 +1,7 @@
 """VQA v2 questions + annotations JSON: labels, kept answers, spec forms, images, errors."""
 
 import json
+import re
 
 import pytest
 from PIL import Image
@@ -8,7 +9,15 @@ from PIL import Image
 from datasets.checked_splits import checked_split
 from datasets.labelled_pairs import LabelledPairs
 from datasets.sources import load_splits, read_vqa_file
+from datasets.validation import (
+    CONFLICTING_ID,
+    DUPLICATE_ID,
+    EMPTY_TEXT,
+    MISSING_FIELD,
+    UNKNOWN_ID,
+)
 from datasets.vqa_v2 import annotations_name, most_common_answer, read_vqa_v2
+from tests.datasets.test_checked_splits import skip_report
 
 QUESTIONS = "v2_OpenEnded_mscoco_train2014_questions.json"
 ANNOTATIONS = "v2_mscoco_train2014_annotations.json"
@@ -206,6 +215,14 @@ def _repeated_question(questions, annotations):
     annotations["annotations"][2]["question_id"] = 1001
 
 
+def _question_asked_twice(questions, annotations):
+    questions["questions"][1]["question_id"] = 1001
+
+
+def _annotation_without_question_id(questions, annotations):
+    annotations["annotations"].append({"image_id": 9, "answers": [{"answer": "x"}]})
+
+
 def _no_questions_list(questions, annotations):
     questions["questions"] = {}
 
@@ -214,26 +231,63 @@ def _no_questions(questions, annotations):
     questions["questions"] = []
 
 
+def _no_usable_question(questions, annotations):
+    for question in questions["questions"]:
+        question["question"] = ""
+
+
 @pytest.mark.parametrize(
-    "edit, file, message",
+    "edit, message",
     [
-        (_drop_annotation, ANNOTATIONS, r"no annotation for question_id 1002 \(questions\[1\] of"),
-        (_other_image, ANNOTATIONS, r"question_id 1003 is on image_id 9, but questions\[2\]"),
-        (_empty_question, QUESTIONS, r"questions\[1\] has no valid 'question': '  '"),
-        (_string_image_id, QUESTIONS, r"questions\[0\] has no valid 'image_id': '9'"),
-        (_no_answers, ANNOTATIONS, r"annotations\[0\] has no 'answers' list"),
-        (_answer_not_a_string, ANNOTATIONS, r"annotations\[0\].answers\[3\] has no 'answer' str"),
-        (_blank_answers, ANNOTATIONS, r"question_id 1003 has no non-empty answer"),
-        (_repeated_question, ANNOTATIONS, r"annotations\[2\] repeats question_id 1001"),
-        (_no_questions_list, QUESTIONS, r"expected a JSON object with a list field 'questions'"),
-        (_no_questions, QUESTIONS, r"no questions"),
+        (_no_questions_list, r"expected a JSON object with a list field 'questions'"),
+        (_no_questions, r"no questions"),
+        (_no_usable_question, r"no usable row: 3 problems, the first .*questions\[0\]: empty "
+         r"text: question is ''"),
     ],
-)
-def test_errors_name_the_file_and_the_record(tmp_path, edit, file, message):
+)  # fmt: skip
+def test_whole_file_errors_name_the_questions_file(tmp_path, edit, message):
     path = edited(tmp_path, edit)
     with pytest.raises(ValueError, match=message) as error:
         read_vqa_v2(path, tmp_path / ANNOTATIONS)
-    assert str(error.value).startswith(f"{tmp_path / file}: ")
+    assert str(error.value).startswith(f"{path}")
+
+
+@pytest.mark.parametrize(
+    "edit, file, where, reason, detail, kept",
+    [
+        (_drop_annotation, QUESTIONS, "questions[1]", UNKNOWN_ID,
+         "no annotation for question_id 1002", [0, 2]),
+        (_other_image, ANNOTATIONS, "annotations[2]", CONFLICTING_ID,
+         "question_id 1003 is on image_id 9 here, but .*questions[2] puts it on 25", [0, 1]),
+        (_empty_question, QUESTIONS, "questions[1]", EMPTY_TEXT, "question is '  '", [0, 2]),
+        (_string_image_id, QUESTIONS, "questions[0]", MISSING_FIELD, "no valid 'image_id': '9'",
+         [1, 2]),
+        (_no_answers, ANNOTATIONS, "annotations[0]", MISSING_FIELD, "no 'answers' list", [1, 2]),
+        (_answer_not_a_string, ANNOTATIONS, "annotations[0].answers[3]", MISSING_FIELD,
+         "answer is 3 (int), not a string", [1, 2]),
+        (_blank_answers, ANNOTATIONS, "annotations[2]", EMPTY_TEXT,
+         "question_id 1003 has no non-empty answer", [0, 1]),
+        (_repeated_question, QUESTIONS, "questions[0]", DUPLICATE_ID,
+         "question_id 1001 is annotated 2 times: .*annotations[0], .*annotations[2]", [1]),
+        (_question_asked_twice, QUESTIONS, "questions[0]", DUPLICATE_ID,
+         "question_id 1001 is asked 2 times", [2]),
+        (_annotation_without_question_id, ANNOTATIONS, "annotations[3]", MISSING_FIELD,
+         "no valid 'question_id': None", [0, 1, 2]),
+    ],
+)  # fmt: skip
+def test_a_bad_record_is_reported_and_only_its_question_is_left_out(
+    tmp_path, edit, file, where, reason, detail, kept
+):
+    path = edited(tmp_path, edit)
+    pairs = read_vqa_v2(path, tmp_path / ANNOTATIONS)
+    assert pairs.texts == [SAMPLE[index][2] for index in kept]
+    assert pairs.labels == [["blue", "2", "no"][index] for index in kept]
+    checked, report = skip_report(pairs)
+    assert checked.texts == pairs.texts and checked.answer_lists == pairs.answer_lists
+    assert f"{reason}: " in report and f"{tmp_path / file} {where}" in report
+    message = rf"{re.escape(f'{tmp_path / file} {where}')}: {reason}: {re.escape(detail)}"
+    with pytest.raises(ValueError, match=message.replace(r"\.\*", ".*")):
+        checked_split(pairs, "error")
 
 
 def test_a_missing_image_is_named(tmp_path):
