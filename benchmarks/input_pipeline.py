@@ -22,6 +22,7 @@ decode rate.
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -91,6 +92,15 @@ def fit_rate(model: keras.Model, dataset: tf.data.Dataset, batch_size: int) -> f
     return (timer.steps - 1) * batch_size / (timer.ended - timer.started)
 
 
+def alternating_medians(measure, subjects: dict, rounds: int) -> dict[str, float]:
+    """`measure(subject)` for each subject in turn (A B C A B C ...); each one's median."""
+    samples = {name: [] for name in subjects}
+    for _ in range(rounds):
+        for name, subject in subjects.items():
+            samples[name].append(measure(subject))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def held_in_memory(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """The same batches as tensors in memory (read once here, not while timing)."""
     cached = dataset.cache()
@@ -99,7 +109,9 @@ def held_in_memory(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return cached
 
 
-def measure_size(size: int, images: int, steps: int, model_name: str, work: Path) -> list[dict]:
+def measure_size(
+    size: int, images: int, steps: int, rounds: int, model_name: str, work: Path
+) -> list[dict]:
     world = ensure_shapes_world(work / "worlds", image_size=size, counts={"train": images})
     files = read_caption_file(world / "captions_train.json")
     write_shards(files, work / f"shards-{size}")
@@ -113,22 +125,32 @@ def measure_size(size: int, images: int, steps: int, model_name: str, work: Path
 
     paths = files.image_paths
     repeats = max(1, 4000 // len(paths))
-    raw = image_rate(paths, lambda data: tf.io.decode_jpeg(data, channels=3), repeats)
-    decoded = image_rate(paths, lambda data: preprocess_image(data, size), repeats)
+    decode_rates = alternating_medians(
+        lambda decode: image_rate(paths, decode, repeats),
+        {
+            "raw": lambda data: tf.io.decode_jpeg(data, channels=3),
+            "ours": lambda data: preprocess_image(data, size),
+        },
+        rounds,
+    )
     rows = []
     for source, examples in (("JPEG files", files), ("TFRecords", shards)):
         training = task.make_dataset(examples, vocabulary, options, training=True)
         pipeline = examples_per_second(training, lambda batch: int(tf.shape(batch[1])[0]))
         in_memory = held_in_memory(training.take(steps))
         fit_rate(model, in_memory.take(3), options.batch_size)  # trace the step once
-        live_fit = fit_rate(model, training.take(steps), options.batch_size)
-        tensors_fit = fit_rate(model, in_memory, options.batch_size)
         # The default (--cache auto) after its first epoch: decoded rows come from memory.
         default = task.make_dataset(
             examples, vocabulary, replace(options, cache="auto"), training=True
         )
         first_epoch = examples_per_second(default, lambda batch: int(tf.shape(batch[1])[0]))
-        default_fit = fit_rate(model, default.take(steps), options.batch_size)
+        fits = alternating_medians(
+            lambda data: fit_rate(model, data, options.batch_size),
+            {"live": training.take(steps), "tensors": in_memory, "auto": default.take(steps)},
+            rounds,
+        )
+        live_fit, tensors_fit, default_fit = fits["live"], fits["tensors"], fits["auto"]
+        raw, decoded = decode_rates["raw"], decode_rates["ours"]
         rows.append(
             {
                 "image_size": size,
@@ -148,6 +170,7 @@ def measure_size(size: int, images: int, steps: int, model_name: str, work: Path
                 "rows": len(files.pairs()[0]),
                 "model": model_name,
                 "fit_steps": steps,
+                "rounds": rounds,
             }
         )
     return rows
@@ -184,15 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
     parser.add_argument("--images", type=int, default=1000, help="training images per size")
-    parser.add_argument("--steps", type=int, default=30, help="fit steps timed per row")
+    parser.add_argument(
+        "--steps", type=int, nargs="+", default=[30, 10], help="fit steps timed, per size"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of each timing")
     parser.add_argument("--model", default="show_and_tell")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
+    steps_per_size = (args.steps * len(args.sizes))[: len(args.sizes)]
     keras.utils.set_random_seed(0)
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        for size in args.sizes:
-            rows += measure_size(size, args.images, args.steps, args.model, Path(work))
+        for size, steps in zip(args.sizes, steps_per_size, strict=True):
+            rows += measure_size(size, args.images, steps, args.rounds, args.model, Path(work))
     print(format_rows(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
