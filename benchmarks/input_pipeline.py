@@ -92,13 +92,13 @@ def fit_rate(model: keras.Model, dataset: tf.data.Dataset, batch_size: int) -> f
     return (timer.steps - 1) * batch_size / (timer.ended - timer.started)
 
 
-def alternating_medians(measure, subjects: dict, rounds: int) -> dict[str, float]:
-    """`measure(subject)` for each subject in turn (A B C A B C ...); each one's median."""
+def alternating_samples(measure, subjects: dict, rounds: int) -> dict[str, list[float]]:
+    """`measure(subject)` for each subject in turn (A B C A B C ...), `rounds` times."""
     samples = {name: [] for name in subjects}
     for _ in range(rounds):
         for name, subject in subjects.items():
             samples[name].append(measure(subject))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
 
 
 def held_in_memory(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -125,7 +125,7 @@ def measure_size(
 
     paths = files.image_paths
     repeats = max(1, 4000 // len(paths))
-    decode_rates = alternating_medians(
+    decode_samples = alternating_samples(
         lambda decode: image_rate(paths, decode, repeats),
         {
             "raw": lambda data: tf.io.decode_jpeg(data, channels=3),
@@ -144,13 +144,15 @@ def measure_size(
             examples, vocabulary, replace(options, cache="auto"), training=True
         )
         first_epoch = examples_per_second(default, lambda batch: int(tf.shape(batch[1])[0]))
-        fits = alternating_medians(
+        fit_samples = alternating_samples(
             lambda data: fit_rate(model, data, options.batch_size),
             {"live": training.take(steps), "tensors": in_memory, "auto": default.take(steps)},
             rounds,
         )
-        live_fit, tensors_fit, default_fit = fits["live"], fits["tensors"], fits["auto"]
-        raw, decoded = decode_rates["raw"], decode_rates["ours"]
+        samples = {**decode_samples, **fit_samples}
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        live_fit, tensors_fit, default_fit = medians["live"], medians["tensors"], medians["auto"]
+        raw, decoded = medians["raw"], medians["ours"]
         rows.append(
             {
                 "image_size": size,
@@ -171,6 +173,9 @@ def measure_size(
                 "model": model_name,
                 "fit_steps": steps,
                 "rounds": rounds,
+                "samples_per_s": {
+                    name: [round(v, 1) for v in values] for name, values in samples.items()
+                },
             }
         )
     return rows
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--steps", type=int, nargs="+", default=[30, 10], help="fit steps timed, per size"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of each timing")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of each timing")
     parser.add_argument("--model", default="show_and_tell")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)

@@ -17,7 +17,10 @@ def test_a_tiny_run_measures_every_figure_for_files_and_shards(tmp_path, capsys)
     assert [row["source"] for row in rows] == ["JPEG files", "TFRecords"]
     for row in rows:
         rates = [value for key, value in row.items() if key.endswith("_per_s")]
+        samples = rates.pop(rates.index(row["samples_per_s"]))
         assert len(rates) == 7 and all(rate > 0 for rate in rates)
+        assert sorted(samples) == ["auto", "live", "ours", "raw", "tensors"]
+        assert all(len(values) == 1 for values in samples.values())
         assert row["pipeline_over_training"] == pytest.approx(
             row["pipeline_per_s"] / row["fit_live_per_s"]
         )

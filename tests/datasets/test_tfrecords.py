@@ -189,3 +189,27 @@ def test_convert_command_writes_every_shapes_split_and_verifies(tiny_shapes_worl
         [*command, "--verify", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, env=env
     )
     assert verified.returncode == 0 and "every shard matches" in verified.stdout
+
+
+@pytest.mark.parametrize("cache", ["off", "memory"])
+def test_two_workers_each_read_their_own_shards_of_the_training_stream(captions, tmp_path, cache):
+    """What MultiWorkerMirroredStrategy does to a dataset (AUTO policy: FILE when the
+    source is files), applied to the training pipeline from shards."""
+    from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+
+    write_shards(captions, tmp_path / "shards", shard_megabytes=0.002)
+    records = read_shards(shards_of(tmp_path / "shards"))
+    paths, texts, _ = records.pairs()
+    seen = []
+    for worker in range(2):  # a dataset each, as each worker process builds its own (and cache)
+        dataset = image_text_dataset(
+            paths, texts, image_size=8, batch_size=1, batch_transform=lambda batch: batch["text"],
+            training=True, seed=0, cache=cache, images=records.images,
+        )  # fmt: skip
+        sharded = _AutoShardDataset(dataset, num_workers=2, index=worker, num_replicas=2)
+        seen.append(sorted(text.decode() for batch in sharded for text in batch.numpy()))
+    assert seen[0] and seen[1] and not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == sorted(texts)
+    # Whole shards: each worker has every caption of each image it reads.
+    images_of = [{text.rsplit(" ", 1)[1] for text in worker} for worker in seen]
+    assert not images_of[0] & images_of[1]
