@@ -5,6 +5,8 @@ of different batch sizes would be broadcast silently (shared/UPSTREAM.md,
 "Serving signatures"), so every signature checks both itself.
 """
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from datasets.images import preprocess_image_batch
@@ -24,3 +26,26 @@ def same_batch_size(first: tf.Tensor, second: tf.Tensor, names: str) -> None:
 def images_from_bytes(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
     """string[B] of encoded images -> float32 [B, S, S, 3], after the rank check."""
     return preprocess_image_batch(batch_of_strings(image_bytes, "image_bytes"), image_size)
+
+
+def on_nonempty_batch(compute: Callable[..., object], *batches: tf.Tensor):
+    """`compute(*batches)`, also when the batches are empty (a valid request).
+
+    oneDNN's CPU convolution in TensorFlow 2.21 returns its input unchanged for a
+    batch of zero on some CPUs (seen on AMD EPYC: the next op then fails with
+    "Incompatible shapes: [16] vs. [0,64,64,3]"; TF_ENABLE_ONEDNN_OPTS=0 avoids
+    it), so an empty request runs `compute` on one placeholder element (zeros, empty
+    strings) and every output is cut back to zero rows.
+
+    Args:
+        compute: maps the batches to a structure of tensors with the batch first.
+        *batches: inputs of one batch size, the first dimension.
+    """
+    size = tf.shape(batches[0])[0]
+
+    def at_least_one(batch: tf.Tensor) -> tf.Tensor:
+        placeholder = tf.zeros(tf.concat([[1], tf.shape(batch)[1:]], axis=0), batch.dtype)
+        return tf.cond(size > 0, lambda: batch, lambda: placeholder)
+
+    outputs = compute(*[at_least_one(batch) for batch in batches])
+    return tf.nest.map_structure(lambda output: output[:size], outputs)

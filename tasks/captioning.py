@@ -15,7 +15,7 @@ from datasets.image_sources import FILES
 from datasets.pipeline import image_dataset
 from datasets.text import PAD_ID, WordVocabulary
 from evaluation.captioning import caption_metrics, captioning_baseline
-from serving.guards import images_from_bytes
+from serving.guards import images_from_bytes, on_nonempty_batch
 from tasks.caption_decoding import beam_search_decode, caption_attention
 from tasks.evaluation_result import EvaluationResult
 from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
@@ -106,7 +106,8 @@ class CaptionGenerator(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(self, image_bytes: tf.Tensor) -> dict:
-        return {"caption": self.generate(images_from_bytes(image_bytes, self.image_size))}
+        images = images_from_bytes(image_bytes, self.image_size)
+        return on_nonempty_batch(lambda batch: {"caption": self.generate(batch)}, images)
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve}
@@ -134,8 +135,12 @@ class AttentionCaptionGenerator(CaptionGenerator):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_with_attention(self, image_bytes: tf.Tensor) -> dict:
         images = images_from_bytes(image_bytes, self.image_size)
-        captions, attention = self.generate_with_attention(images)
-        return {"caption": captions, "attention": attention}
+
+        def captions_and_attention(batch):
+            captions, attention = self.generate_with_attention(batch)
+            return {"caption": captions, "attention": attention}
+
+        return on_nonempty_batch(captions_and_attention, images)
 
     def signatures(self) -> dict:
         return {**super().signatures(), "caption_with_attention": self.serve_with_attention}

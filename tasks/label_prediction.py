@@ -17,7 +17,12 @@ from datasets.decode_errors import DecodeErrorLog
 from datasets.labelled_pairs import LabelledPairs
 from datasets.pipeline import image_text_dataset
 from datasets.text import WordVocabulary
-from serving.guards import batch_of_strings, images_from_bytes, same_batch_size
+from serving.guards import (
+    batch_of_strings,
+    images_from_bytes,
+    on_nonempty_batch,
+    same_batch_size,
+)
 from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
 
 UNKNOWN_LABEL_ID = -1
@@ -186,9 +191,14 @@ class LabelPredictor(tf.Module):
         """Checks and decodes a request; returns the label names [B] and scores [B, K]."""
         texts = batch_of_strings(texts, self.names.text)
         same_batch_size(image_bytes, texts, f"image_bytes and {self.names.text}")
-        probabilities = self.probabilities(images_from_bytes(image_bytes, self.image_size), texts)
-        labels = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
-        return {self.names.label: labels, self.names.scores: probabilities}
+        images = images_from_bytes(image_bytes, self.image_size)
+
+        def labels_and_scores(image_batch, text_batch):
+            probabilities = self.probabilities(image_batch, text_batch)
+            labels = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
+            return {self.names.label: labels, self.names.scores: probabilities}
+
+        return on_nonempty_batch(labels_and_scores, images, texts)
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve}

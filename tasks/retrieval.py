@@ -10,7 +10,12 @@ from datasets.pipeline import image_dataset
 from datasets.text import WordVocabulary
 from evaluation.retrieval import chance_recalls, retrieval_recalls, retrieval_recalls_from_scores
 from models.losses import RETRIEVAL_LOSSES
-from serving.guards import batch_of_strings, images_from_bytes, same_batch_size
+from serving.guards import (
+    batch_of_strings,
+    images_from_bytes,
+    on_nonempty_batch,
+    same_batch_size,
+)
 from tasks import captioning
 from tasks.evaluation_result import EvaluationResult
 from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
@@ -89,11 +94,13 @@ class RetrievalEncoders(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def encode_image(self, image_bytes):
-        return {"embedding": self.embed_images(images_from_bytes(image_bytes, self.image_size))}
+        images = images_from_bytes(image_bytes, self.image_size)
+        return on_nonempty_batch(lambda batch: {"embedding": self.embed_images(batch)}, images)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def encode_text(self, text):
-        return {"embedding": self.embed_texts(batch_of_strings(text, "text"))}
+        texts = batch_of_strings(text, "text")
+        return on_nonempty_batch(lambda batch: {"embedding": self.embed_texts(batch)}, texts)
 
     @tf.function(
         input_signature=[
@@ -105,8 +112,13 @@ class RetrievalEncoders(tf.Module):
         """The score of each image with the text at the same position."""
         text = batch_of_strings(text, "text")
         same_batch_size(image_bytes, text, "image_bytes and text")
-        images = self.embed_images(images_from_bytes(image_bytes, self.image_size))
-        return {"score": self.aligned_scores(images, self.embed_texts(text))}
+        images = images_from_bytes(image_bytes, self.image_size)
+
+        def scores(image_batch, text_batch):
+            image_features = self.embed_images(image_batch)
+            return {"score": self.aligned_scores(image_features, self.embed_texts(text_batch))}
+
+        return on_nonempty_batch(scores, images, text)
 
     def aligned_scores(self, image_features: tf.Tensor, text_features: tf.Tensor) -> tf.Tensor:
         """Cosine similarity of L2-normalised embeddings, pair by pair."""
