@@ -300,11 +300,21 @@ def run(args: argparse.Namespace) -> dict:
         "git_commit": git_commit(),
     }
     if not args.no_export:
+        from serving.model_card import build_model_card
+        from serving.warmup import first_example_inputs
+
         export_dir = Path(args.export_dir or Path("saved_models") / spec.name)
+        module = task.serving_module(model, vocabulary, options)
         version_dir = export_saved_model(
-            task.serving_module(model, vocabulary, options),
+            module,
             export_dir,
-            extra_files={"vocabulary.txt": vocabulary.to_text()},
+            extra_files={
+                "vocabulary.txt": vocabulary.to_text(),
+                "model_card.json": build_model_card(summary, module),
+            },
+            # The test split passed decodable_split at this image size, so its first
+            # image cannot fail the warmup (TF Serving refuses a version whose warmup fails).
+            warmup_inputs=first_example_inputs(splits["test"]),
         )
         metrics_path = write_metrics_json(
             version_dir / "assets.extra" / "metrics.json",

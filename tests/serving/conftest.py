@@ -1,0 +1,59 @@
+"""One export of every registered model, shared by the serving tests of a session.
+
+The models are built untrained (serving behaviour does not depend on the weights)
+from the tiny shapes world and exported the way train.py exports them.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import pytest
+
+from datasets.sources import TASK_DATA
+from models import build_model, get_model_spec, model_names
+from serving.export import export_saved_model
+from tasks import get_task
+from tasks.options import TaskOptions
+
+OPTIONS = TaskOptions(image_size=32, batch_size=8, sequence_length=12, beam_size=2, seed=0)
+
+
+@dataclass(frozen=True)
+class Export:
+    """An exported model and what the tests need to call it.
+
+    Attributes:
+        name: the registered model.
+        task: its task name ("captioning", "retrieval", "classification", "vqa").
+        version_dir: the SavedModel folder (saved_models/<model>/<version> layout).
+        module: the in-memory serving module that was exported.
+        image_path: a real image of the training split.
+        text: a real text of the training split.
+    """
+
+    name: str
+    task: str
+    version_dir: Path
+    module: object
+    image_path: str
+    text: str
+
+
+@pytest.fixture(scope="session")
+def exports(tiny_shapes_world, tmp_path_factory) -> dict[str, Export]:
+    """model name -> Export, for every registered model."""
+    root = tmp_path_factory.mktemp("exports")
+    found = {}
+    for name in model_names():
+        keras.utils.set_random_seed(0)
+        spec = get_model_spec(name)
+        task = get_task(spec.task)
+        train = TASK_DATA[spec.task].read_shapes(tiny_shapes_world, "train")
+        vocabulary = task.build_vocabulary(train, OPTIONS)
+        model = build_model(spec, task.model_arguments(vocabulary, OPTIONS), {})
+        module = task.serving_module(model, vocabulary, OPTIONS)
+        version_dir = export_saved_model(module, root / name)
+        text = train.captions[0][0] if hasattr(train, "captions") else train.texts[0]
+        found[name] = Export(name, spec.task, version_dir, module, train.image_paths[0], text)
+    return found
