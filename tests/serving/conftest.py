@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 import pytest
+import tensorflow as tf
 
 from datasets.sources import TASK_DATA
 from models import build_model, get_model_spec, model_names
@@ -57,3 +58,16 @@ def exports(tiny_shapes_world, tmp_path_factory) -> dict[str, Export]:
         text = train.captions[0][0] if hasattr(train, "captions") else train.texts[0]
         found[name] = Export(name, spec.task, version_dir, module, train.image_paths[0], text)
     return found
+
+
+@pytest.fixture(scope="session")
+def loaded(exports):
+    """Model name -> its export loaded once with tf.saved_model.load, as TF Serving loads it."""
+    cache = {}
+
+    def load(name: str):
+        if name not in cache:
+            cache[name] = tf.saved_model.load(str(exports[name].version_dir))
+        return cache[name]
+
+    return load
