@@ -18,10 +18,10 @@ from datasets.labelled_pairs import LabelledPairs
 from datasets.pipeline import image_text_dataset
 from datasets.text import WordVocabulary
 from serving.guards import (
-    batch_of_strings,
     images_from_bytes,
     on_nonempty_batch,
     same_batch_size,
+    texts_from_strings,
 )
 from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
 
@@ -189,9 +189,9 @@ class LabelPredictor(tf.Module):
 
     def _serve(self, image_bytes: tf.Tensor, texts: tf.Tensor) -> dict:
         """Checks and decodes a request; returns the label names [B] and scores [B, K]."""
-        texts = batch_of_strings(texts, self.names.text)
-        same_batch_size(image_bytes, texts, f"image_bytes and {self.names.text}")
+        image_bytes, texts = same_batch_size(image_bytes, "image_bytes", texts, self.names.text)
         images = images_from_bytes(image_bytes, self.image_size)
+        texts = texts_from_strings(texts, self.names.text, self.sequence_length)
 
         def labels_and_scores(image_batch, text_batch):
             probabilities = self.probabilities(image_batch, text_batch)

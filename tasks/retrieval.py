@@ -11,10 +11,10 @@ from datasets.text import WordVocabulary
 from evaluation.retrieval import chance_recalls, retrieval_recalls, retrieval_recalls_from_scores
 from models.losses import RETRIEVAL_LOSSES
 from serving.guards import (
-    batch_of_strings,
     images_from_bytes,
     on_nonempty_batch,
     same_batch_size,
+    texts_from_strings,
 )
 from tasks import captioning
 from tasks.evaluation_result import EvaluationResult
@@ -99,7 +99,7 @@ class RetrievalEncoders(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def encode_text(self, text):
-        texts = batch_of_strings(text, "text")
+        texts = texts_from_strings(text, "text", self.sequence_length)
         return on_nonempty_batch(lambda batch: {"embedding": self.embed_texts(batch)}, texts)
 
     @tf.function(
@@ -110,15 +110,15 @@ class RetrievalEncoders(tf.Module):
     )
     def score(self, image_bytes, text):
         """The score of each image with the text at the same position."""
-        text = batch_of_strings(text, "text")
-        same_batch_size(image_bytes, text, "image_bytes and text")
+        image_bytes, text = same_batch_size(image_bytes, "image_bytes", text, "text")
         images = images_from_bytes(image_bytes, self.image_size)
+        texts = texts_from_strings(text, "text", self.sequence_length)
 
         def scores(image_batch, text_batch):
             image_features = self.embed_images(image_batch)
             return {"score": self.aligned_scores(image_features, self.embed_texts(text_batch))}
 
-        return on_nonempty_batch(scores, images, text)
+        return on_nonempty_batch(scores, images, texts)
 
     def aligned_scores(self, image_features: tf.Tensor, text_features: tf.Tensor) -> tf.Tensor:
         """Cosine similarity of L2-normalised embeddings, pair by pair."""
