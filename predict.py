@@ -217,7 +217,7 @@ def run_examples(signature, examples: Sequence[dict[str, str]]) -> dict[str, lis
     try:
         return call_signature(signature, batch_inputs(examples))
     except tf.errors.InvalidArgumentError as error:
-        files = sorted({example[IMAGE_INPUT] for example in examples if IMAGE_INPUT in example})
+        files = list(dict.fromkeys(ex[IMAGE_INPUT] for ex in examples if IMAGE_INPUT in ex))
         named = f" (image files: {', '.join(files)})" if files else ""
         raise UsageError(f"the model refused the request{named}: {model_message(error)}") from error
 
