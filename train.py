@@ -227,6 +227,9 @@ def run(args: argparse.Namespace) -> dict:
             checked[id(examples)] = checked_split(examples, args.on_bad_example)
         splits[split] = checked[id(examples)]
         print(f"{split}: {splits[split].summary()}")
+    # Evaluation matches predictions to examples by position, so it cannot drop an image
+    # that fails to decode on the fly: every test image is decoded once now, before training.
+    splits["test"] = decodable_split(splits["test"], options.image_size, args.on_bad_example)
     vocabulary = task.build_vocabulary(splits["train"], options)
     print(f"vocabulary: {vocabulary.size} tokens (from the training split only)")
     if args.word_vectors:
@@ -271,7 +274,6 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"training stopped: the loss became {last_loss} at step {timer.steps}")
 
     started = time.perf_counter()
-    splits["test"] = decodable_split(splits["test"], options.image_size, args.on_bad_example)
     result = task.evaluate(model, splits["test"], vocabulary, splits["train"], options)
     evaluation_seconds = time.perf_counter() - started
     print()

@@ -20,7 +20,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def undecodable_images(examples: CaptionExamples | LabelledPairs, image_size: int) -> list[str]:
-    """The image keys of `examples` whose bytes fail to decode, in first-seen order."""
+    """The image keys of `examples` that cannot be read or decoded, in first-seen order."""
     keys = list(dict.fromkeys(examples.image_paths))
     names = tf.constant(keys, tf.string)
     stream = examples.images.rows(keys, training=False, seed=None)
@@ -29,7 +29,7 @@ def undecodable_images(examples: CaptionExamples | LabelledPairs, image_size: in
     # The decoded images themselves are consumed: a decode whose result is unused
     # (only its static shape, say) is optimised away and would never fail.
     decoded = log.decode(
-        stream, lambda element: preprocess_image(element["image_bytes"], image_size)
+        stream, lambda element: preprocess_image(element["image_bytes"], image_size), names=keys
     )
     decoded.reduce(tf.constant(0.0), lambda total, image: total + tf.reduce_mean(image))
     return [keys[index] for index in sorted(log.failures())]
@@ -59,8 +59,8 @@ def decodable_split(
         return examples
     if on_bad_example == "error":
         raise ValueError(
-            f"{failed[0]}: an image of {examples.source} failed to decode ({len(failed)} failed "
-            "in all; skip them with --on-bad-example skip)"
+            f"{failed[0]}: an image of {examples.source} could not be read or decoded "
+            f"({len(failed)} failed in all; skip them with --on-bad-example skip)"
         )
     bad = set(failed)
     kept = [index for index, key in enumerate(examples.image_paths) if key not in bad]
@@ -69,7 +69,7 @@ def decodable_split(
     named = "\n".join(f"  {key}" for key in failed[:20])
     more = f"\n  ... and {len(failed) - 20} more" if len(failed) > 20 else ""
     print_fn(
-        f"{examples.source}: {len(failed)} images failed to decode; their "
-        f"{len(examples) - len(kept)} rows are left out of evaluation:\n{named}{more}"
+        f"{examples.source}: {len(failed)} image(s) could not be read or decoded; their "
+        f"{len(examples) - len(kept)} row(s) are left out of evaluation:\n{named}{more}"
     )
     return examples.subset(kept, f" ({len(examples) - len(kept)} undecodable rows skipped)")

@@ -24,7 +24,7 @@ epoch stopped early and calls the missing elements "failed or still in flight"
 rather than naming good files as bad. Use a finite dataset, one pass per epoch.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -47,6 +47,7 @@ class DecodeErrorLog:
         self.name_key = name_key
         self.index_key = index_key
         self.expected = None
+        self.names = None
         self._attempted = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, "")
         self._decoded = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0)
         self._ended = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0)
@@ -56,6 +57,7 @@ class DecodeErrorLog:
         dataset: tf.data.Dataset,
         decode_fn: Callable[[dict], object],
         num_parallel_calls: int = tf.data.AUTOTUNE,
+        names: Sequence[str] | None = None,
     ) -> tf.data.Dataset:
         """Maps `decode_fn` over `dataset`, dropping (and recording) the elements it fails on.
 
@@ -67,6 +69,10 @@ class DecodeErrorLog:
             decode_fn: maps one element to what the next stage consumes; an op error
                 inside it (corrupt bytes, a failed assertion) drops that element only.
             num_parallel_calls: parallelism of the decode map.
+            names: the name of every element the dataset should yield, by index. An
+                element lost upstream of this map (a file that cannot be read, a
+                record missing from the shards) is then a failure too, named, instead
+                of never being seen: `ignore_errors` drops errors of every stage above it.
 
         Returns:
             The dataset of `decode_fn`'s results, without the failed elements.
@@ -82,8 +88,11 @@ class DecodeErrorLog:
                     f"element_spec is {spec}"
                 )
 
+        self.names = None if names is None else list(names)
         cardinality = int(dataset.cardinality())
-        self.expected = cardinality if cardinality >= 0 else None
+        self.expected = len(self.names) if self.names is not None else None
+        if self.expected is None and cardinality >= 0:
+            self.expected = cardinality
 
         def attempt(element: dict) -> dict:
             index = tf.cast(element[self.index_key], tf.int64)
@@ -128,10 +137,15 @@ class DecodeErrorLog:
         return int(self._attempted.size()), int(self._decoded.size())
 
     def failures(self) -> dict[int, str]:
-        """index -> name of every element that went in and did not come out decoded.
+        """index -> name of every element that did not come out decoded.
 
-        Exact once `reached_end()`; before that it also holds elements still in flight.
+        With `names`, every expected element counts (also those lost before the
+        decode map); without, those that went in. Exact once `reached_end()`; before
+        that it also holds elements still in flight.
         """
+        if self.names is not None:
+            decoded = set(self._decoded.export()[0].numpy().tolist())
+            return {index: name for index, name in enumerate(self.names) if index not in decoded}
         indices, names = self._attempted.export()
         decoded = self._decoded.lookup(indices).numpy()
         return {
@@ -201,19 +215,22 @@ class ReportDecodeErrors(keras.callbacks.Callback):
                 "failures": failures,
             }
         )
-        if not failures and (complete or attempted == 0):
+        if attempted == 0 and not complete:
+            return  # the data came from a cache: nothing was read or decoded this epoch
+        if complete and not failures:
             return
         if complete and failures and self.on_bad_example == "error":
             index, name = min(failures.items())
             raise ValueError(
-                f"{name}: the {self.label} image of row {index} failed to decode in epoch "
+                f"{name}: a {self.label} image could not be read or decoded in epoch "
                 f"{epoch + 1} ({len(failures)} failed in all; skip them with "
                 "--on-bad-example skip)"
             )
         if complete:
+            total = attempted if self.log.expected is None else self.log.expected
             message = (
-                f"Epoch {epoch + 1}: {len(failures)} of {attempted} {self.label} elements "
-                "failed to decode and were skipped"
+                f"Epoch {epoch + 1}: {len(failures)} of {total} {self.label} elements "
+                "could not be read or decoded and were skipped"
             )
         else:
             expected = "" if self.log.expected is None else f" of {self.log.expected}"

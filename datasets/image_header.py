@@ -21,6 +21,8 @@ import tensorflow as tf
 from datasets.images import decode_image
 
 DEFAULT_MAX_PIXELS = 64_000_000
+# Per encoded image: the serving signatures refuse larger ones, and so does the validation pass.
+MAX_IMAGE_BYTES = 20_000_000
 HEAD_BYTES = 32
 TAIL_BYTES = 4096
 UNSUPPORTED = "unsupported format"

@@ -55,8 +55,9 @@ def image_text_dataset(
             in memory after the first pass.
         deterministic: False lets parallel stages hand rows on out of order when that is
             faster; evaluation data is always in order.
-        decode_errors: when given, an element that fails to read or decode is dropped
-            alone (never its batch) and recorded there, for ReportDecodeErrors.
+        decode_errors: when given, an element that cannot be read or decoded is
+            dropped alone (never its batch) and recorded there by its image key, for
+            ReportDecodeErrors.
     """
     extras = dict(extras or {})
     for name, values in {"texts": texts, **extras}.items():
@@ -87,7 +88,7 @@ def image_text_dataset(
         named = dataset.map(
             lambda element: {**element, "image_key": tf.gather(keys, element["row"])}
         )
-        dataset = decode_errors.decode(named, decode_row)
+        dataset = decode_errors.decode(named, decode_row, names=image_paths)
     if cached:
         dataset = dataset.cache()
         if training:

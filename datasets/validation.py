@@ -14,18 +14,25 @@ as a `Problem` without a row index, naming the file and the position in it
 
 import itertools
 import math
+import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from datasets.image_header import DEFAULT_MAX_PIXELS, ImageFileError, read_image_header
+from datasets.image_header import (
+    DEFAULT_MAX_PIXELS,
+    MAX_IMAGE_BYTES,
+    ImageFileError,
+    read_image_header,
+)
 
 MISSING_FIELD = "missing field"
 MISSING_FILE = "missing file"
 UNREADABLE_FILE = "unreadable file"
 OVER_PIXEL_CAP = "over the pixel cap"
+OVER_BYTE_CAP = "over the byte cap"
 EMPTY_TEXT = "empty text"
 NOT_UTF8 = "text is not UTF-8"
 DUPLICATE_ID = "duplicate id"
@@ -243,6 +250,9 @@ def _file_problem(path: str, max_pixels: int) -> tuple[str, str] | None:
         return error.reason, error.detail
     except OSError as error:
         return UNREADABLE_FILE, error.strerror or str(error)
+    size = os.path.getsize(path)
+    if size > MAX_IMAGE_BYTES:  # an export would refuse it: keep training and serving alike
+        return OVER_BYTE_CAP, f"{size} bytes, over the cap of MAX_IMAGE_BYTES={MAX_IMAGE_BYTES}"
     if header.pixels > max_pixels:
         return OVER_PIXEL_CAP, (
             f"{header.format} of {header.width}x{header.height} pixels, over the cap of "

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from datasets.image_header import MAX_IMAGE_BYTES
 from datasets.images import preprocess_image_batch
 
-MAX_IMAGE_BYTES = 20_000_000  # per encoded image, checked before any decoder reads it
 # Text kept per token of the model's sequence length: a text of sequence_length
 # words loses none of them unless its words average over 63 characters.
 CHARACTERS_PER_TOKEN = 64

@@ -78,21 +78,28 @@ def test_an_image_that_fails_to_decode_in_training_is_named_by_the_policy(tmp_pa
     data.write_text("\n".join(json.dumps(row) for row in rows))
     flags = ["--model", "image_only", "--dataset", str(data), "--val-dataset", str(data)]
     flags += ["--epochs", "1", "--batch-size", "2", "--image-size", "16", "--no-export"]
-    status = train.main([*flags, "--on-bad-example", policy])
-    output = capsys.readouterr()
     bad = str((tmp_path / "4.png").resolve())
     if policy == "error":
+        # The test split (the validation data here) is decoded before training: it stops there.
+        assert train.main([*flags, "--on-bad-example", policy]) == 2
+        assert f"{bad}: an image of {data} could not be read or decoded" in capsys.readouterr().err
+        clean = tmp_path / "clean.jsonl"
+        clean.write_text("\n".join(json.dumps(row) for row in rows[:4]))
+        flags += ["--test-dataset", str(clean)]
+    status = train.main([*flags, "--on-bad-example", policy])
+    output = capsys.readouterr()
+    if policy == "error":
         assert status == 2
-        assert f"{bad}: the training image of row 4 failed to decode in epoch 1" in output.err
+        assert f"{bad}: a training image could not be read or decoded in epoch 1" in output.err
     else:
         assert status == 0
-        assert f"1 of 6 training elements failed to decode and were skipped:\n  #4: {bad}" in (
-            output.out
+        assert (
+            f"1 of 6 training elements could not be read or decoded and were skipped:\n  #4: {bad}"
+            in (output.out)
         )
-        assert "1 of 6 validation elements failed to decode" in output.out
-        assert f"1 images failed to decode; their 1 rows are left out of evaluation:\n  {bad}" in (
-            output.out
-        )
+        assert "1 of 6 validation elements could not be read or decoded" in output.out
+        left_out = "1 image(s) could not be read or decoded; their 1 row(s) are left out"
+        assert f"{left_out} of evaluation:\n  {bad}" in (output.out)
 
 
 @pytest.mark.slow

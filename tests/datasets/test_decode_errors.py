@@ -89,7 +89,7 @@ def test_fit_drops_only_the_corrupt_image_and_names_it_every_epoch(tmp_path, str
         assert (epoch["attempted"], epoch["decoded"], epoch["complete"]) == (8, 7, True)
         assert epoch["failures"] == {5: paths[5]}
     assert printed == [
-        f"Epoch {epoch}: 1 of 8 training elements failed to decode and were skipped:\n"
+        f"Epoch {epoch}: 1 of 8 training elements could not be read or decoded and were skipped:\n"
         f"  #5: {paths[5]}"
         for epoch in (1, 2, 3)
     ]
@@ -114,7 +114,7 @@ def test_each_epoch_counts_afresh_and_a_clean_epoch_prints_nothing(tmp_path):
         12: paths[12],
     }
     assert printed[1] == (
-        "Epoch 2: 4 of 13 training elements failed to decode and were skipped:\n"
+        "Epoch 2: 4 of 13 training elements could not be read or decoded and were skipped:\n"
         f"  #0: {paths[0]}\n  #10: {paths[10]}\n  ... and 2 more"
     )
     clean = DecodeErrorLog()

@@ -1,5 +1,7 @@
 """The training pipeline's settings: cache, order, augmentation and per-element decode errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,7 +9,7 @@ import tensorflow as tf
 from datasets import cache_policy
 from datasets.augment import Augmentation
 from datasets.cache_policy import decoded_bytes, should_cache
-from datasets.decode_errors import DecodeErrorLog
+from datasets.decode_errors import DecodeErrorLog, ReportDecodeErrors
 from datasets.pipeline import image_text_dataset
 from datasets.validation import validate_examples
 
@@ -137,6 +139,31 @@ def test_an_image_that_fails_to_decode_is_dropped_alone_and_named(tmp_path, cach
         file.write(body_corrupt_png())
     assert not validate_examples([paths[3]], ["x"]).problems  # its header and tail look right
     log = DecodeErrorLog(name_key="image_key", index_key="row")
-    texts, _ = epoch(dataset(paths, cache=cache, decode_errors=log))
+    data = dataset(paths, cache=cache, decode_errors=log)
+    printed = []
+    report = ReportDecodeErrors(log, print_fn=printed.append)
+    texts, _ = epoch(data)
     assert sorted(texts) == sorted(f"text {i}" for i in range(9) if i != 3)[:8]
     assert log.reached_end() and log.failures() == {3: paths[3]}
+    report.on_epoch_end(0)
+    epoch(data)  # from the cache nothing is decoded again, and nothing is reported again
+    report.on_epoch_end(1)
+    assert len(printed) == (1 if cache == "memory" else 2)
+    assert printed[0].endswith(f"1 of 9 training elements could not be read or decoded and were "
+                               f"skipped:\n  #3: {paths[3]}")  # fmt: skip
+
+
+def test_a_file_that_cannot_be_read_is_named_too(tmp_path):
+    paths = image_files(tmp_path, 9)
+    Path(paths[6]).unlink()  # gone after the validation pass: lost before the decode map
+    log = DecodeErrorLog(name_key="image_key", index_key="row")
+    texts, _ = epoch(dataset(paths, decode_errors=log))
+    assert len(texts) == 8 and "text 6" not in texts
+    assert log.reached_end() and log.failures() == {6: paths[6]}
+
+
+def test_the_order_setting_reaches_the_pipeline_and_evaluation_is_always_in_order(tmp_path):
+    paths = image_files(tmp_path, 8)
+    assert dataset(paths, deterministic=True).options().deterministic
+    assert not dataset(paths, deterministic=False).options().deterministic
+    assert dataset(paths, training=False, deterministic=False).options().deterministic

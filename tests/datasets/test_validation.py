@@ -220,3 +220,14 @@ def test_a_metadata_file_with_no_usable_row_is_refused():
         match=r"^data.csv: no usable row: 2 problems, the first data.csv row 1: empty text: ",
     ):
         require_usable_rows("data.csv", 0, problems)
+
+
+def test_an_image_over_the_serving_byte_cap_is_reported(tmp_path, monkeypatch):
+    from datasets import validation
+
+    path = tmp_path / "large.png"
+    path.write_bytes(encoded_image("png"))
+    monkeypatch.setattr(validation, "MAX_IMAGE_BYTES", path.stat().st_size - 1)
+    (problem,) = validate_examples([str(path)], ["a caption"]).problems
+    assert problem.reason == validation.OVER_BYTE_CAP
+    assert f"{path.stat().st_size} bytes, over the cap of MAX_IMAGE_BYTES=" in problem.detail
