@@ -347,8 +347,15 @@ def _other_height_width(head: tf.Tensor) -> tf.Tensor:
         for parts in _SIGNATURES
     ]
     # The first format whose signature matches; the zeros row when none does.
-    found = tf.argmax(tf.cast(tf.stack([*matches, True]), tf.int32), output_type=tf.int32)
-    return candidates[found]
+    return candidates[first_true(tf.stack([*matches, True]))]
+
+
+def first_true(flags: tf.Tensor) -> tf.Tensor:
+    """The index (int64 scalar) of the first True of a bool vector that holds one.
+
+    Not `tf.argmax`, whose choice among tied maxima TensorFlow leaves unspecified.
+    """
+    return tf.reduce_min(tf.where(flags)[:, 0])
 
 
 def image_pixels(image_bytes: tf.Tensor) -> tf.Tensor:

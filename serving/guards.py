@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from datasets.image_header import MAX_IMAGE_BYTES
+from datasets.image_header import MAX_IMAGE_BYTES, first_true
 from datasets.images import preprocess_image_batch
 
 # Text kept per token of the model's sequence length: a text of sequence_length
@@ -172,7 +172,7 @@ def _assert_every(valid: tf.Tensor, message: str, values: tf.Tensor | None = Non
         values: per-element values [B] to show beside the index.
     """
     flags = tf.concat([tf.logical_not(valid), [True]], axis=0)
-    index = tf.argmax(tf.cast(flags, tf.int32), output_type=tf.int32)
+    index = first_true(flags)
     shown = [index]
     if values is not None:
         shown.append(_value_at(values, index))
