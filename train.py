@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> dict:
     decode_reports = []
     input_data = {}
     for split, training in (("train", True), ("val", False)):
-        log = DecodeErrorLog(name_key="image_key", index_key="row")
+        log = DecodeErrorLog(index_key="row")
         input_data[split] = task.make_dataset(
             splits[split], vocabulary, options, training=training, decode_errors=log
         )

@@ -21,7 +21,6 @@ decode rate.
 """
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402  (after the path is set)
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.results_file import report  # noqa: E402
 from datasets.cache_policy import should_cache  # noqa: E402
 from datasets.images import preprocess_image  # noqa: E402
 from datasets.shapes import ensure_shapes_world  # noqa: E402
@@ -227,10 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work:
         for size, steps in zip(args.sizes, steps_per_size, strict=True):
             rows += measure_size(size, args.images, steps, args.rounds, args.model, Path(work))
-    print(format_rows(rows))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    report(format_rows(rows), rows, args.json)
     return 0
 
 

@@ -20,7 +20,6 @@ preprocessing costs no more than doing it outside.
 """
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import keras  # noqa: E402  (after the path is set)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.results_file import report  # noqa: E402
 from datasets.images import preprocess_image_batch  # noqa: E402
 from datasets.shapes import ensure_shapes_world  # noqa: E402
 from datasets.sources import TASK_DATA  # noqa: E402
@@ -162,10 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name in args.models:
             rows.append(measure_model(name, world, Path(work), args.rounds, args.repeats))
-    print(format_rows(rows))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    report(format_rows(rows), rows, args.json)
     return 0
 
 

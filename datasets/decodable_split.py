@@ -22,10 +22,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 def undecodable_images(examples: CaptionExamples | LabelledPairs, image_size: int) -> list[str]:
     """The image keys of `examples` that cannot be read or decoded, in first-seen order."""
     keys = list(dict.fromkeys(examples.image_paths))
-    names = tf.constant(keys, tf.string)
     stream = examples.images.rows(keys, training=False, seed=None)
-    stream = stream.map(lambda element: {**element, "image_key": tf.gather(names, element["row"])})
-    log = DecodeErrorLog(name_key="image_key", index_key="row")
+    log = DecodeErrorLog(index_key="row")
     # The decoded images themselves are consumed: a decode whose result is unused
     # (only its static shape, say) is optimised away and would never fail.
     decoded = log.decode(

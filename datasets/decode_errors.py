@@ -64,7 +64,8 @@ class DecodeErrorLog:
         Apply it before `batch()`, so that one bad element never takes its batch with it.
 
         Args:
-            dataset: elements are dicts holding `index_key` (int64) and `name_key` (string).
+            dataset: elements are dicts holding `index_key` (int64) and, unless `names`
+                is given, `name_key` (string).
                 `decode_fn` must return dense tensors of known rank.
             decode_fn: maps one element to what the next stage consumes; an op error
                 inside it (corrupt bytes, a failed assertion) drops that element only.
@@ -81,7 +82,8 @@ class DecodeErrorLog:
             ValueError: the elements are not dicts with both fields.
         """
         spec = dataset.element_spec
-        for key in (self.index_key, self.name_key):
+        required = (self.index_key,) if names is not None else (self.index_key, self.name_key)
+        for key in required:
             if not isinstance(spec, dict) or key not in spec:
                 raise ValueError(
                     f"datasets/decode_errors.py: dataset elements need the field {key!r}; "
@@ -94,9 +96,15 @@ class DecodeErrorLog:
         if self.expected is None and cardinality >= 0:
             self.expected = cardinality
 
+        known_names = None if names is None else tf.constant(self.names, tf.string)
+
         def attempt(element: dict) -> dict:
             index = tf.cast(element[self.index_key], tf.int64)
-            inserted = self._attempted.insert(index, element[self.name_key])
+            if known_names is None:
+                name = element[self.name_key]
+            else:
+                name = tf.gather(known_names, index)
+            inserted = self._attempted.insert(index, name)
             with tf.control_dependencies([inserted]):
                 return {**element, self.index_key: tf.identity(index)}
 

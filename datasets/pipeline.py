@@ -84,11 +84,7 @@ def image_text_dataset(
     if decode_errors is None:
         dataset = dataset.map(decode_row, num_parallel_calls=AUTOTUNE)
     else:
-        keys = tf.constant(list(image_paths), tf.string)
-        named = dataset.map(
-            lambda element: {**element, "image_key": tf.gather(keys, element["row"])}
-        )
-        dataset = decode_errors.decode(named, decode_row, names=image_paths)
+        dataset = decode_errors.decode(dataset, decode_row, names=image_paths)
     if cached:
         dataset = dataset.cache()
         if training:

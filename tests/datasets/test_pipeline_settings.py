@@ -138,7 +138,7 @@ def test_an_image_that_fails_to_decode_is_dropped_alone_and_named(tmp_path, cach
     with open(paths[3], "wb") as file:
         file.write(body_corrupt_png())
     assert not validate_examples([paths[3]], ["x"]).problems  # its header and tail look right
-    log = DecodeErrorLog(name_key="image_key", index_key="row")
+    log = DecodeErrorLog(index_key="row")
     data = dataset(paths, cache=cache, decode_errors=log)
     printed = []
     report = ReportDecodeErrors(log, print_fn=printed.append)
@@ -156,7 +156,7 @@ def test_an_image_that_fails_to_decode_is_dropped_alone_and_named(tmp_path, cach
 def test_a_file_that_cannot_be_read_is_named_too(tmp_path):
     paths = image_files(tmp_path, 9)
     Path(paths[6]).unlink()  # gone after the validation pass: lost before the decode map
-    log = DecodeErrorLog(name_key="image_key", index_key="row")
+    log = DecodeErrorLog(index_key="row")
     texts, _ = epoch(dataset(paths, decode_errors=log))
     assert len(texts) == 8 and "text 6" not in texts
     assert log.reached_end() and log.failures() == {6: paths[6]}
