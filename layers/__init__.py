@@ -6,6 +6,7 @@ from layers.concat_fusion import ConcatFusion
 from layers.contrastive_logits import ContrastiveLogits
 from layers.cross_attention_fusion import CrossAttentionFusion
 from layers.gated_fusion import GatedFusion
+from layers.hub_layer import HubLayer
 from layers.image_text_alignment_lstm import ImageTextAlignmentLSTM
 from layers.inference_mode_backbone import InferenceModeBackbone
 from layers.multiply_sum_fusion import MultiplySumFusion
@@ -29,6 +30,7 @@ __all__ = [
     "MultiplySumFusion",
     "SumFusion",
     "WeightedFusion",
+    "HubLayer",
     "ImageTextAlignmentLSTM",
     "InferenceModeBackbone",
     "PairwiseAttentionScore",
