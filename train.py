@@ -21,6 +21,7 @@ from datasets.cache_policy import CACHE_CHOICES  # noqa: E402
 from training.strategy import STRATEGIES  # noqa: E402
 
 FLAG_DEFAULTS = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3}
+DEFAULT_IMAGE_SIZE = 64
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,13 +44,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="default: the model's own")
     parser.add_argument("--batch-size", type=int, help="global batch size; default: the model's")
     parser.add_argument("--learning-rate", type=float, help="default: the model's own")
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="default 64; a hub: image module's own size when its signature fixes one",
+    )
     parser.add_argument("--sequence-length", type=int, default=32, help="tokens per text")
     parser.add_argument("--max-vocabulary-size", type=int, default=10000)
     parser.add_argument("--beam-size", type=int, default=3, help="caption beams (1 = greedy)")
     parser.add_argument(
         "--image-encoder",
-        help="small_cnn (default) | resnet50 | vgg16 | mobilenet_v3_small | efficientnet_b0",
+        help="small_cnn (default) | resnet50 | vgg16 | mobilenet_v3_small | efficientnet_b0 | "
+        "hub:HANDLE (a TF Hub / Kaggle URL, a SavedModel folder or a .tar.gz; fine-tuned "
+        "unless --freeze-image-encoder)",
     )
     parser.add_argument(
         "--image-weights", help="the image backbone's weights: imagenet or a local weights file"
@@ -60,7 +67,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         const=True,
         help="keep the image backbone's weights fixed",
     )
-    parser.add_argument("--text-encoder", help="lstm (default) | bilstm | gru | transformer")
+    parser.add_argument(
+        "--text-encoder",
+        help="lstm (default) | bilstm | gru | transformer | hub:HANDLE (reads raw strings, "
+        "fine-tuned)",
+    )
+    parser.add_argument(
+        "--text-preprocessor",
+        help="hub:HANDLE of the preprocessing module a hub: text encoder takes (BERT style)",
+    )
+    parser.add_argument(
+        "--hub-output-key",
+        help="the output to use of a hub: module that returns a dict (text: the pooled one; "
+        "default pooled_output, then default)",
+    )
+    parser.add_argument(
+        "--hub-input-range",
+        choices=("0,1", "-1,1", "0,255"),
+        help="pixel range a hub: image module expects (default 0,1, TF Hub's convention)",
+    )
     parser.add_argument(
         "--word-vectors", help="GloVe/word2vec text file to initialise the token embeddings"
     )
@@ -158,9 +183,24 @@ def builder_options(args: argparse.Namespace) -> dict:
         "image_weights": args.image_weights,
         "freeze_image_encoder": args.freeze_image_encoder,
         "text_encoder": args.text_encoder,
+        "text_preprocessor": args.text_preprocessor,
+        "hub_output_key": args.hub_output_key,
+        "hub_input_range": args.hub_input_range,
         "fusion": args.fusion,
         "loss": args.loss,
     }
+
+
+def check_hub_flags(args: argparse.Namespace) -> None:
+    """The hub-only flags need a hub: encoder to apply to."""
+    hub_image = (args.image_encoder or "").startswith("hub:")
+    hub_text = (args.text_encoder or "").startswith("hub:")
+    if args.text_preprocessor and not hub_text:
+        raise ValueError("--text-preprocessor needs a hub: text encoder (--text-encoder hub:...).")
+    if args.hub_output_key and not (hub_image or hub_text):
+        raise ValueError("--hub-output-key needs a hub: image or text encoder.")
+    if args.hub_input_range and not hub_image:
+        raise ValueError("--hub-input-range needs a hub: image encoder (--image-encoder hub:...).")
 
 
 def training_settings(args: argparse.Namespace, spec, options: dict) -> dict:
@@ -185,6 +225,7 @@ def run(args: argparse.Namespace) -> dict:
     from datasets.sources import load_splits
     from evaluation.report import format_metrics_table, write_metrics_json
     from models import build_model, get_model_spec
+    from models.hub_encoders import hub_handle, resolve_image_size
     from serving.export import export_saved_model
     from tasks import get_task
     from tasks.options import TaskOptions
@@ -198,8 +239,9 @@ def run(args: argparse.Namespace) -> dict:
     keras.utils.set_random_seed(args.seed)
     if args.deterministic:
         tf.config.experimental.enable_op_determinism()
+    check_hub_flags(args)
     options = TaskOptions(
-        image_size=args.image_size,
+        image_size=resolve_image_size(args.image_encoder, args.image_size, DEFAULT_IMAGE_SIZE),
         batch_size=int(settings["batch_size"]),
         sequence_length=args.sequence_length,
         max_vocabulary_size=args.max_vocabulary_size,
@@ -210,6 +252,7 @@ def run(args: argparse.Namespace) -> dict:
         augmentation=from_flag(args.augment, spec.task),
         cache=args.cache,
         deterministic=args.deterministic,
+        raw_text=hub_handle(args.text_encoder) is not None,
     )
 
     splits = load_splits(
@@ -296,8 +339,9 @@ def run(args: argparse.Namespace) -> dict:
         "baseline": result.baseline,
         "baseline_name": result.baseline_name,
         "training_seconds": round(timer.seconds, 1),
+        "training_loss": [round(loss, 5) for loss in history.history.get("loss", [])],
         "evaluation_seconds": round(evaluation_seconds, 1),
-        "settings": {**vars(args), **settings},
+        "settings": {**vars(args), **settings, "image_size": options.image_size},
         "vocabulary_size": vocabulary.size,
         "git_commit": git_commit(),
     }
@@ -317,6 +361,7 @@ def run(args: argparse.Namespace) -> dict:
             # The test split passed decodable_split at this image size, so its first
             # image cannot fail the warmup (TF Serving refuses a version whose warmup fails).
             warmup_inputs=first_example_inputs(splits["test"]),
+            keras_model=model,
         )
         metrics_path = write_metrics_json(
             version_dir / "assets.extra" / "metrics.json",

@@ -6,7 +6,7 @@ import numpy as np
 from layers import ContrastiveLogits, ProjectionHead
 from models.image_encoders import build_image_encoder
 from models.registry import register_model
-from models.text_encoders import build_text_encoder
+from models.text_encoders import build_text_encoder, text_input
 
 
 @register_model(
@@ -23,7 +23,10 @@ def build_dual_encoder(
     image_encoder: str = "small_cnn",
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
+    hub_output_key: str | None = None,
+    hub_input_range: str = "0,1",
     text_encoder: str = "lstm",
+    text_preprocessor: str | None = None,
     word_vectors: np.ndarray | None = None,
     feature_dim: int = 256,
     embedding_dim: int = 128,
@@ -33,7 +36,8 @@ def build_dual_encoder(
 ) -> keras.Model:
     """Builds the dual encoder.
 
-    The model maps {"image": [B, S, S, 3], "tokens": [B, T]} to logits [B, B]
+    The model maps {"image": [B, S, S, 3], "tokens": [B, T]} (with a hub: text
+    encoder, "text": string [B] instead of "tokens") to logits [B, B]
     scoring every image in the batch against every text. It nests the towers
     that retrieval and export use on their own: "image_encoder" (image ->
     L2-normalised embedding) and "text_encoder" (tokens -> embedding). The
@@ -47,12 +51,14 @@ def build_dual_encoder(
         feature_dim=feature_dim,
         weights=image_weights,
         trainable=not freeze_image_encoder,
+        hub_output_key=hub_output_key,
+        hub_input_range=hub_input_range,
         dropout=dropout,
     )(images)["pooled"]
     image_embedding = ProjectionHead(projection_dim, dropout, name="image_projection")(pooled)
-    image_encoder = keras.Model(images, image_embedding, name="image_encoder")
+    image_tower = keras.Model(images, image_embedding, name="image_encoder")
 
-    tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")
+    tokens = text_input(text_encoder, sequence_length)
     text = build_text_encoder(
         text_encoder,
         vocabulary_size=vocabulary_size,
@@ -61,13 +67,15 @@ def build_dual_encoder(
         units=text_units,
         dropout=dropout,
         word_vectors=word_vectors,
+        preprocessor=text_preprocessor,
+        hub_output_key=hub_output_key,
     )(tokens)["pooled"]
     text_embedding = ProjectionHead(projection_dim, dropout, name="text_projection")(text)
-    text_encoder = keras.Model(tokens, text_embedding, name="text_encoder")
+    text_tower = keras.Model(tokens, text_embedding, name="text_encoder")
 
     model_images = keras.Input((image_size, image_size, 3), name="image")
-    model_tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")
-    logits = ContrastiveLogits(name="logits")(
-        image_encoder(model_images), text_encoder(model_tokens)
+    model_tokens = text_input(text_encoder, sequence_length)
+    logits = ContrastiveLogits(name="logits")(image_tower(model_images), text_tower(model_tokens))
+    return keras.Model(
+        {"image": model_images, model_tokens.name: model_tokens}, logits, name="dual_encoder"
     )
-    return keras.Model({"image": model_images, "tokens": model_tokens}, logits, name="dual_encoder")

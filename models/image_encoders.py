@@ -13,6 +13,7 @@ from keras import layers
 
 from layers import InferenceModeBackbone, SmallCNNEncoder
 from layers.imagenet_preprocessing import ImageNetPreprocessing
+from models.hub_encoders import build_hub_image_encoder, hub_handle
 
 IMAGE_ENCODERS: tuple[str, ...] = (
     "small_cnn",
@@ -51,6 +52,8 @@ def build_image_encoder(
     trainable: bool = True,
     dropout: float = 0.0,
     model_name: str = "image_backbone",
+    hub_output_key: str | None = None,
+    hub_input_range: str = "0,1",
 ) -> keras.Model:
     """Builds an image encoder by name.
 
@@ -71,8 +74,10 @@ def build_image_encoder(
     with the same `feature_dim` (the backbone of a small_cnn encoder, or the
     "image_encoder" of show_and_tell).
 
+    "hub:HANDLE" loads a TF Hub module (`models.hub_encoders.build_hub_image_encoder`).
+
     Args:
-        name: one of `IMAGE_ENCODERS`.
+        name: one of `IMAGE_ENCODERS`, or "hub:" and a URL, folder or .tar.gz.
         image_size: side of the square input images; at least 32 for the
             keras.applications backbones, 16 for "small_cnn".
         feature_dim: width of the pooled vector and of each region.
@@ -85,6 +90,10 @@ def build_image_encoder(
         dropout: dropout rate before the pooled projection (for "small_cnn",
             `SmallCNNEncoder`'s dropout).
         model_name: name of the returned model.
+        hub_output_key: for a hub module with dict outputs, the one to use (ignored
+            by the named encoders, so one flag can serve a model's two encoders).
+        hub_input_range: for a hub module, the pixel range it expects
+            ("0,1", TF Hub's convention; "-1,1"; "0,255").
 
     Returns:
         A functional model mapping {"image": float32 [B, image_size, image_size, 3]
@@ -101,6 +110,22 @@ def build_image_encoder(
         >>> tuple(outputs["pooled"].shape), tuple(outputs["regions"].shape)
         ((2, 32), (2, 4, 32))
     """
+    handle = hub_handle(name)
+    if handle is not None:
+        if weights is not None:
+            raise ValueError(
+                f"Image encoder {name!r} brings its own weights: --image-weights does not apply."
+            )
+        return build_hub_image_encoder(
+            handle,
+            image_size=image_size,
+            feature_dim=feature_dim,
+            trainable=trainable,
+            dropout=dropout,
+            output_key=hub_output_key,
+            input_range=hub_input_range,
+            model_name=model_name,
+        )
     _check_arguments(name, image_size, feature_dim, dropout, weights)
     images = keras.Input((image_size, image_size, 3), name="image")
     if name == "small_cnn":
@@ -123,7 +148,9 @@ def build_image_encoder(
 
 def _check_arguments(name, image_size, feature_dim, dropout, weights):
     if name not in IMAGE_ENCODERS:
-        raise ValueError(f"Unknown image encoder {name!r}; choose one of {IMAGE_ENCODERS}.")
+        raise ValueError(
+            f"Unknown image encoder {name!r}; choose one of {IMAGE_ENCODERS} or hub:HANDLE."
+        )
     minimum = SMALL_CNN_MINIMUM_SIZE if name == "small_cnn" else APPLICATION_MINIMUM_SIZE
     if image_size < minimum:
         raise ValueError(

@@ -31,6 +31,8 @@ def build_image_text_alignment(
     image_encoder: str = "small_cnn",
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
+    hub_output_key: str | None = None,
+    hub_input_range: str = "0,1",
     word_vectors: np.ndarray | None = None,
     embedding_dim: int = 128,
     feature_dim: int = 256,
@@ -52,6 +54,8 @@ def build_image_text_alignment(
         feature_dim=feature_dim,
         weights=image_weights,
         trainable=not freeze_image_encoder,
+        hub_output_key=hub_output_key,
+        hub_input_range=hub_input_range,
         dropout=dropout,
     )(images)["pooled"]
     embedding = layers.Embedding(vocabulary_size, embedding_dim, name="token_embedding")

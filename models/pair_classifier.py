@@ -17,7 +17,7 @@ from keras import layers
 from models.fusions import FUSION_TRAINING_DEFAULTS, check_fusion, fuse
 from models.image_encoders import build_image_encoder
 from models.registry import register_model
-from models.text_encoders import build_text_encoder
+from models.text_encoders import build_text_encoder, text_input
 
 MODALITIES = ("both", "image", "text")
 DEFAULT_FUSION = "concat"
@@ -33,8 +33,11 @@ def build_pair_classifier(
     fusion: str | None = None,
     image_encoder: str | None = None,
     text_encoder: str | None = None,
+    text_preprocessor: str | None = None,
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
+    hub_output_key: str | None = None,
+    hub_input_range: str = "0,1",
     word_vectors: np.ndarray | None = None,
     embedding_dim: int = 128,
     feature_dim: int = 256,
@@ -45,12 +48,16 @@ def build_pair_classifier(
 ) -> keras.Model:
     """Builds {"image": [B, S, S, 3], "tokens": [B, T]} -> logits [B, num_classes].
 
+    With a hub: text encoder the text input is "text": string [B] instead of "tokens".
+
     Args:
         modalities: "both" fuses image and text; "image" or "text" reads only one.
         fusion: a name from models.fusions.FUSIONS; None is DEFAULT_FUSION. A variant
             fixes its own default (vqa: attention); --fusion overrides it.
         image_encoder, text_encoder: names from IMAGE_ENCODERS and TEXT_ENCODERS
-            (None: small_cnn and lstm).
+            (None: small_cnn and lstm), or hub:HANDLE.
+        text_preprocessor: hub:HANDLE of a hub text encoder's preprocessing module.
+        hub_output_key, hub_input_range: for hub encoders (models.hub_encoders).
         image_weights: None, "imagenet" or a local weights file for the image backbone.
         freeze_image_encoder: keep the image backbone's weights fixed.
         word_vectors: [vocabulary_size, embedding_dim] initial token embeddings.
@@ -63,6 +70,7 @@ def build_pair_classifier(
         "image_weights": image_weights if modalities == "text" else None,
         "text_encoder": text_encoder if modalities == "image" else None,
         "word_vectors": word_vectors if modalities == "image" else None,
+        "text_preprocessor": text_preprocessor if modalities == "image" else None,
     }
     for argument, value in unused.items():
         if value is not None:
@@ -72,7 +80,7 @@ def build_pair_classifier(
     fusion = fusion or DEFAULT_FUSION
     check_fusion(fusion)
     images = keras.Input((image_size, image_size, 3), name="image")
-    tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")
+    tokens = text_input(text_encoder, sequence_length)
     if modalities != "text":
         image = build_image_encoder(
             image_encoder or "small_cnn",
@@ -80,6 +88,8 @@ def build_pair_classifier(
             feature_dim=feature_dim,
             weights=image_weights,
             trainable=not freeze_image_encoder,
+            hub_output_key=hub_output_key,
+            hub_input_range=hub_input_range,
             dropout=dropout,
         )(images)
     if modalities != "image":
@@ -91,17 +101,17 @@ def build_pair_classifier(
             units=text_units,
             dropout=dropout,
             word_vectors=word_vectors,
+            preprocessor=text_preprocessor,
+            hub_output_key=hub_output_key,
         )(tokens)
     if modalities == "both":
-        features = fuse(
-            fusion, image, text, keras.ops.not_equal(tokens, 0), dim=hidden_dim, dropout=dropout
-        )
+        features = fuse(fusion, image, text, text["mask"], dim=hidden_dim, dropout=dropout)
     else:
         features = (image if modalities == "image" else text)["pooled"]
     hidden = layers.Dense(hidden_dim, activation="relu", name="classifier_hidden")(features)
     hidden = layers.Dropout(dropout)(hidden)
     logits = layers.Dense(num_classes, dtype="float32", name="logits")(hidden)
-    return keras.Model({"image": images, "tokens": tokens}, logits, name=name)
+    return keras.Model({"image": images, tokens.name: tokens}, logits, name=name)
 
 
 # 4 epochs of the 8000 shapes matching pairs (about 3 minutes of fit on 2 cores).

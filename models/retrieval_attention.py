@@ -7,7 +7,7 @@ from keras import layers
 from layers import PairwiseAttentionScore, PositionEmbedding
 from models.image_encoders import build_image_encoder
 from models.registry import register_model
-from models.text_encoders import build_text_encoder
+from models.text_encoders import build_text_encoder, text_input
 
 LOSSES = ("infonce", "vsepp")
 
@@ -26,8 +26,11 @@ def build_retrieval_attention(
     loss: str = "infonce",
     image_encoder: str = "small_cnn",
     text_encoder: str = "lstm",
+    text_preprocessor: str | None = None,
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
+    hub_output_key: str | None = None,
+    hub_input_range: str = "0,1",
     word_vectors: np.ndarray | None = None,
     embedding_dim: int = 128,
     feature_dim: int = 256,
@@ -36,7 +39,7 @@ def build_retrieval_attention(
     joint_dim: int = 128,
     dropout: float = 0.1,
 ) -> keras.Model:
-    """Builds {"image", "tokens"} -> scores [B, B] (image rows, text columns).
+    """Builds {"image", "tokens" (or "text")} -> scores [B, B] (image rows, text columns).
 
     It nests "image_encoder" (image -> region features with grid positions
     [B, N, feature_dim]), "text_encoder" (tokens -> [B, text_units]) and the
@@ -53,13 +56,15 @@ def build_retrieval_attention(
         feature_dim=feature_dim,
         weights=image_weights,
         trainable=not freeze_image_encoder,
+        hub_output_key=hub_output_key,
+        hub_input_range=hub_input_range,
         dropout=dropout,
     )
     regions = backbone(images)["regions"]
     regions = PositionEmbedding(regions.shape[1], name="region_positions")(regions)
     image_encoder_model = keras.Model(images, regions, name="image_encoder")
 
-    tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")
+    tokens = text_input(text_encoder, sequence_length)
     text = build_text_encoder(
         text_encoder,
         vocabulary_size=vocabulary_size,
@@ -68,6 +73,8 @@ def build_retrieval_attention(
         units=text_units,
         dropout=dropout,
         word_vectors=word_vectors,
+        preprocessor=text_preprocessor,
+        hub_output_key=hub_output_key,
     )(tokens)["pooled"]
     text = layers.Dropout(dropout)(text)
     text_encoder_model = keras.Model(tokens, text, name="text_encoder")
@@ -79,8 +86,8 @@ def build_retrieval_attention(
         name="pair_scorer",
     )
     model_images = keras.Input((image_size, image_size, 3), name="image")
-    model_tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")
+    model_tokens = text_input(text_encoder, sequence_length)
     scores = scorer(image_encoder_model(model_images), text_encoder_model(model_tokens))
     return keras.Model(
-        {"image": model_images, "tokens": model_tokens}, scores, name="retrieval_attention"
+        {"image": model_images, model_tokens.name: model_tokens}, scores, name="retrieval_attention"
     )

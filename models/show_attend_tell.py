@@ -25,6 +25,8 @@ def build_show_attend_tell(
     image_encoder: str = "small_cnn",
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
+    hub_output_key: str | None = None,
+    hub_input_range: str = "0,1",
     feature_dim: int = 256,
     embedding_dim: int = 128,
     units: int = 256,
@@ -66,6 +68,8 @@ def build_show_attend_tell(
         feature_dim=feature_dim,
         weights=image_weights,
         trainable=not freeze_image_encoder,
+        hub_output_key=hub_output_key,
+        hub_input_range=hub_input_range,
     )
     images = keras.Input((image_size, image_size, 3), name="image")
     region_encoder = keras.Model(

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from layers import RecurrentTextEncoder, TransformerTextEncoder
+from models.hub_encoders import build_hub_text_encoder, hub_handle
 
 TEXT_ENCODERS: tuple[str, ...] = ("lstm", "bilstm", "gru", "transformer")
 
@@ -18,6 +19,8 @@ def build_text_encoder(
     dropout: float = 0.1,
     word_vectors: np.ndarray | None = None,
     model_name: str = "text_backbone",
+    preprocessor: str | None = None,
+    hub_output_key: str | None = None,
 ) -> keras.Model:
     """Builds a text backbone that maps token ids to per-token features and a pooled vector.
 
@@ -28,8 +31,13 @@ def build_text_encoder(
     feed-forward size). Recurrent backbones pool with their final state, the transformer with
     the mean over real tokens.
 
+    "hub:HANDLE" loads a TF Hub module instead, which reads raw strings (the
+    input "text", string [B]; see `text_input`), optionally through a
+    `preprocessor` module (`models.hub_encoders.build_hub_text_encoder`); the
+    vocabulary arguments do not apply to it.
+
     Args:
-        name: one of TEXT_ENCODERS.
+        name: one of TEXT_ENCODERS, or "hub:" and a URL, folder or .tar.gz.
         vocabulary_size: number of token ids (id 0 is padding).
         sequence_length: length T of the "tokens" input.
         embedding_dim: token embedding size (and transformer width).
@@ -39,11 +47,16 @@ def build_text_encoder(
             e.g. `WordVectors.matrix`, copied into the token embedding weights
             (it stays trainable and is not part of the model config).
         model_name: name of the returned model.
+        preprocessor: "hub:HANDLE" of a hub encoder's preprocessing module
+            (`--text-preprocessor`), or None.
+        hub_output_key: for a hub encoder with dict outputs, the pooled one (ignored
+            by the named encoders).
 
     Returns:
         A functional `keras.Model` named `model_name` with the input "tokens"
         int32 [B, sequence_length] and the outputs {"pooled": [B, D],
-        "sequence": [B, sequence_length, D]}.
+        "sequence": [B, sequence_length, D], "mask": bool [B, sequence_length]
+        (False at padding)}.
 
     Raises:
         ValueError: for an unknown name, an odd `units` for "bilstm", or
@@ -54,9 +67,25 @@ def build_text_encoder(
         >>> backbone(np.ones((2, 16), "int32"))["pooled"].shape
         TensorShape([2, 128])
     """
+    handle = hub_handle(name)
+    if handle is not None:
+        if word_vectors is not None:
+            raise ValueError(
+                f"Text encoder {name!r} brings its own embeddings: --word-vectors does not apply."
+            )
+        return build_hub_text_encoder(
+            handle,
+            preprocessor=_preprocessor_handle(preprocessor),
+            output_key=hub_output_key,
+            dropout=dropout,
+            model_name=model_name,
+        )
+    if preprocessor is not None:
+        raise ValueError(f"--text-preprocessor applies to a hub: text encoder, not to {name!r}.")
     if name not in TEXT_ENCODERS:
         raise ValueError(
-            f"Unknown text encoder {name!r}. Valid text encoders: {', '.join(TEXT_ENCODERS)}."
+            f"Unknown text encoder {name!r}. Valid text encoders: {', '.join(TEXT_ENCODERS)} "
+            "or hub:HANDLE."
         )
     if name == "bilstm" and units % 2:
         raise ValueError(f"The bilstm text encoder needs an even units (two halves); got {units}.")
@@ -90,13 +119,36 @@ def build_text_encoder(
         )
     tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")
     outputs = encoder(tokens)
+    mask = keras.ops.not_equal(tokens, 0)
     model = keras.Model(
-        tokens, {"pooled": outputs["pooled"], "sequence": outputs["sequence"]}, name=model_name
+        tokens,
+        {"pooled": outputs["pooled"], "sequence": outputs["sequence"], "mask": mask},
+        name=model_name,
     )
     if word_vectors is not None:
         embedding = encoder.token_embedding if name == "transformer" else encoder.embedding
         embedding.embeddings.assign(np.asarray(word_vectors, dtype=embedding.embeddings.dtype))
     return model
+
+
+def text_input(text_encoder: str | None, sequence_length: int):
+    """The model's text input for `text_encoder`: "text" string [B] for a hub encoder
+    (which tokenizes itself), else "tokens" int32 [B, sequence_length]."""
+    if hub_handle(text_encoder) is not None:
+        return keras.Input((), dtype="string", name="text")
+    return keras.Input((sequence_length,), dtype="int32", name="tokens")
+
+
+def _preprocessor_handle(preprocessor: str | None) -> str | None:
+    if preprocessor is None:
+        return None
+    handle = hub_handle(preprocessor)
+    if handle is None:
+        raise ValueError(
+            f"--text-preprocessor {preprocessor!r}: write hub:URL or hub:PATH of a TF Hub "
+            "preprocessing module."
+        )
+    return handle
 
 
 def _attention_heads(embedding_dim: int) -> int:

@@ -22,6 +22,7 @@ def export_saved_model(
     export_dir: str | Path,
     extra_files: Mapping[str, object] | None = None,
     warmup_inputs: WarmupInputs | None = None,
+    keras_model=None,
 ) -> Path:
     """Saves `module` with its `signatures()` to export_dir/<next version>/.
 
@@ -30,6 +31,8 @@ def export_saved_model(
     written. `extra_files` (name -> JSON-able object, or str for text) go to
     assets.extra/, which TF Serving ignores when loading, beside
     tf_serving_warmup_requests: one PredictRequest per signature (serving.warmup).
+    `keras_model` is saved there too, as model.keras: what publish_encoders.py and
+    further fine-tuning read (the SavedModel keeps only traced functions).
 
     Args:
         module: a serving module whose `signatures()` maps names to tf.functions
@@ -38,6 +41,7 @@ def export_saved_model(
         extra_files: more files for assets.extra/ (metrics, vocabulary, model card).
         warmup_inputs: the example the warmup requests hold; default: a small PNG
             and a short text (`serving.warmup.default_warmup_inputs`).
+        keras_model: the trained Keras model, or None to leave model.keras out.
 
     Returns:
         The published version folder.
@@ -56,6 +60,8 @@ def export_saved_model(
         for name, content in (extra_files or {}).items():
             text = content if isinstance(content, str) else json.dumps(content, indent=2)
             (extra_dir / name).write_text(text, encoding="utf-8")
+        if keras_model is not None:
+            keras_model.save(extra_dir / "model.keras")
         write_warmup_requests(staging_dir, logs)
         return publish(staging_dir, version_dir)
     finally:

@@ -23,7 +23,12 @@ from serving.guards import (
     same_batch_size,
     texts_from_strings,
 )
-from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
+from tasks.options import (
+    EVALUATION_BATCH_SIZE,
+    TaskOptions,
+    text_inputs,
+    training_pairs_dataset,
+)
 
 UNKNOWN_LABEL_ID = -1
 
@@ -107,10 +112,7 @@ def labelled_dataset(
         extras["weight"] = sample_weights[known].astype(np.float32)
 
     def to_inputs(batch):
-        inputs = {
-            "image": batch["image"],
-            "tokens": vocabulary.text.encode(batch["text"], options.sequence_length),
-        }
+        inputs = {"image": batch["image"], **text_inputs(batch["text"], vocabulary.text, options)}
         if "weight" in batch:
             return inputs, batch["label"], batch["weight"]
         return inputs, batch["label"]
@@ -171,6 +173,7 @@ class LabelPredictor(tf.Module):
         self.labels = tf.constant(vocabulary.labels)
         self.image_size = options.image_size
         self.sequence_length = options.sequence_length
+        self.options = options
         self.names = names
         # Signature keys are the TensorSpec names, so one function serves every task.
         self.serve = tf.function(
@@ -183,8 +186,8 @@ class LabelPredictor(tf.Module):
 
     @tf.function(reduce_retracing=True)
     def probabilities(self, images: tf.Tensor, texts: tf.Tensor) -> tf.Tensor:
-        tokens = self.text_vocabulary.encode(texts, self.sequence_length)
-        logits = self.model({"image": images, "tokens": tokens}, training=False)
+        inputs = {"image": images, **text_inputs(texts, self.text_vocabulary, self.options)}
+        logits = self.model(inputs, training=False)
         return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
 
     def _serve(self, image_bytes: tf.Tensor, texts: tf.Tensor) -> dict:

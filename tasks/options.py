@@ -28,6 +28,8 @@ class TaskOptions:
         cache: "auto", "memory" or "off": keep decoded rows in memory (`--cache`).
         deterministic: training rows in an order fixed by the seed alone
             (`--deterministic`), at some cost in speed.
+        raw_text: the model reads raw strings ("text") instead of token ids
+            ("tokens"): its text encoder is a hub: module that tokenizes itself.
     """
 
     image_size: int = 64
@@ -41,6 +43,15 @@ class TaskOptions:
     augmentation: Augmentation | None = None
     cache: str = "auto"
     deterministic: bool = False
+    raw_text: bool = False
+
+
+def text_inputs(texts, vocabulary, options: TaskOptions) -> dict:
+    """The model's text input for string[B] `texts`: {"text": texts} for a model that
+    reads raw strings (`options.raw_text`), else {"tokens": int32 [B, sequence_length]}."""
+    if options.raw_text:
+        return {"text": texts}
+    return {"tokens": vocabulary.encode(texts, options.sequence_length)}
 
 
 def training_pairs_dataset(

@@ -18,7 +18,12 @@ from serving.guards import (
 )
 from tasks import captioning
 from tasks.evaluation_result import EvaluationResult
-from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
+from tasks.options import (
+    EVALUATION_BATCH_SIZE,
+    TaskOptions,
+    text_inputs,
+    training_pairs_dataset,
+)
 
 NAME = "retrieval"
 
@@ -36,8 +41,8 @@ def make_dataset(
     """(image, caption) pairs -> ({"image", "tokens"}, dummy target): targets are the diagonal."""
 
     def to_pairs(batch):
-        tokens = vocabulary.encode(batch["text"], options.sequence_length)
-        return {"image": batch["image"], "tokens": tokens}, tf.zeros_like(tokens[:, 0])
+        inputs = {"image": batch["image"], **text_inputs(batch["text"], vocabulary, options)}
+        return inputs, tf.zeros(tf.shape(batch["text"])[:1], tf.int32)
 
     paths, texts, _ = examples.pairs()
     if not training:
@@ -82,6 +87,7 @@ class RetrievalEncoders(tf.Module):
         self.vocabulary = vocabulary
         self.image_size = options.image_size
         self.sequence_length = options.sequence_length
+        self.options = options
 
     @tf.function(reduce_retracing=True)
     def embed_images(self, images: tf.Tensor) -> tf.Tensor:
@@ -89,8 +95,8 @@ class RetrievalEncoders(tf.Module):
 
     @tf.function(reduce_retracing=True)
     def embed_texts(self, texts: tf.Tensor) -> tf.Tensor:
-        tokens = self.vocabulary.encode(texts, self.sequence_length)
-        return tf.cast(self.text_encoder(tokens, training=False), tf.float32)
+        (text,) = text_inputs(texts, self.vocabulary, self.options).values()
+        return tf.cast(self.text_encoder(text, training=False), tf.float32)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def encode_image(self, image_bytes):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import pytest
 
 import train
@@ -159,6 +160,10 @@ def test_train_evaluate_export_end_to_end(tiny_shapes_world, tmp_path):
     assert metrics["model"] == "dual_encoder"
     assert set(metrics["metrics"]) == set(metrics["baseline"])
     assert (export_dir / "1" / "saved_model.pb").exists()
+    assert len(metrics["extra"]["training_loss"]) == 1  # one epoch
+    # The Keras model travels with the export, for publish_encoders.py and further training.
+    reloaded = keras.saving.load_model(export_dir / "1" / "assets.extra" / "model.keras")
+    assert reloaded.name == "dual_encoder"
     assert (export_dir / "1" / "assets.extra" / "vocabulary.txt").read_text().startswith("<pad>")
     assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
     assert run_cli(*args, env_extra=env).returncode == 0

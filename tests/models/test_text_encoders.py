@@ -27,9 +27,10 @@ def test_builds_with_named_input_and_dict_output(name):
     assert model.inputs[0].dtype == "int32"
     assert tuple(model.inputs[0].shape) == (None, 7)
     outputs = model(TOKENS)
-    assert sorted(outputs) == ["pooled", "sequence"]
+    assert sorted(outputs) == ["mask", "pooled", "sequence"]
     assert tuple(outputs["pooled"].shape) == (2, WIDTHS[name])
     assert tuple(outputs["sequence"].shape) == (2, 7, WIDTHS[name])
+    np.testing.assert_array_equal(outputs["mask"], np.asarray(TOKENS) != 0)
 
 
 @pytest.mark.parametrize("name", TEXT_ENCODERS)

@@ -1,0 +1,142 @@
+"""hub:HANDLE encoders: our image and text contracts around TF Hub modules, in every model."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layers import HubLayer
+from models import build_model, get_model_spec
+from models.hub_encoders import hub_handle, resolve_image_size
+from models.image_encoders import build_image_encoder
+from models.text_encoders import build_text_encoder
+from tasks import get_task
+from tasks.options import TaskOptions
+from tests.layers import hub_test_modules as modules
+from tests.models.test_registry_models import TEXT_ENCODER_MODELS, shapes_split
+
+IMAGE_SIZE = modules.IMAGE_SIZE  # the image module fixes 8x8 in its signature
+
+
+@pytest.fixture(scope="module")
+def hub_modules(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hub")
+    return {
+        "image": modules.write_image_module(folder / "image"),
+        "text": modules.write_text_module(folder / "text"),
+    }
+
+
+def random_images(batch=2, size=IMAGE_SIZE):
+    return np.random.default_rng(0).uniform(size=(batch, size, size, 3)).astype("float32")
+
+
+def test_hub_names_are_parsed_and_an_empty_handle_is_refused():
+    assert hub_handle("hub:https://tfhub.dev/a/b/1") == "https://tfhub.dev/a/b/1"
+    assert hub_handle("small_cnn") is None and hub_handle(None) is None
+    with pytest.raises(ValueError, match="names no handle"):
+        hub_handle("hub:")
+
+
+def test_a_hub_image_module_fills_the_image_encoder_contract(hub_modules):
+    encoder = build_image_encoder(
+        "hub:" + hub_modules["image"], image_size=IMAGE_SIZE, feature_dim=7
+    )
+    outputs = encoder(random_images(3))
+    assert tuple(outputs["pooled"].shape) == (3, 7)
+    assert tuple(outputs["regions"].shape) == (3, 1, 7)  # a feature vector is one region
+    backbone = encoder.get_layer("backbone")
+    assert isinstance(backbone, HubLayer) and backbone.trainable_weights
+
+
+def test_a_frozen_hub_image_module_has_no_trainable_weights(hub_modules):
+    encoder = build_image_encoder(
+        "hub:" + hub_modules["image"], image_size=IMAGE_SIZE, feature_dim=7, trainable=False
+    )
+    assert not encoder.get_layer("backbone").trainable_weights
+    assert encoder.trainable_weights  # the projections still train
+
+
+def test_the_input_range_rescales_our_unit_images(hub_modules):
+    handle = hub_modules["image"]
+    encoder = build_image_encoder(
+        "hub:" + handle, image_size=IMAGE_SIZE, feature_dim=7, hub_input_range="-1,1"
+    )
+    images = random_images()
+    module_output = encoder.get_layer("backbone")(images * 2.0 - 1.0)
+    pooled = encoder.get_layer("pooled_projection")(module_output)
+    np.testing.assert_allclose(encoder(images)["pooled"], pooled, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="hub-input-range"):
+        build_image_encoder("hub:" + handle, image_size=8, feature_dim=7, hub_input_range="0,2")
+
+
+def test_image_weights_do_not_apply_to_a_hub_module(hub_modules):
+    with pytest.raises(ValueError, match="brings its own weights"):
+        build_image_encoder("hub:" + hub_modules["image"], image_size=8, weights="imagenet")
+
+
+def test_the_image_size_comes_from_the_module_signature(hub_modules):
+    name = "hub:" + hub_modules["image"]
+    assert resolve_image_size(name, None, 64) == IMAGE_SIZE
+    assert resolve_image_size(name, IMAGE_SIZE, 64) == IMAGE_SIZE
+    with pytest.raises(ValueError, match=r"takes 8x8 images .* --image-size 32"):
+        resolve_image_size(name, 32, 64)
+    assert resolve_image_size("small_cnn", None, 64) == 64
+    assert resolve_image_size(None, 48, 64) == 48
+
+
+def test_a_hub_text_module_reads_raw_strings(hub_modules):
+    encoder = build_text_encoder("hub:" + hub_modules["text"], vocabulary_size=1, sequence_length=1)
+    assert encoder.input.dtype == "string" and encoder.input.name == "text"
+    outputs = encoder(tf.constant(["a red circle", "two blue squares on top"]))
+    assert tuple(outputs["pooled"].shape) == (2, modules.TEXT_DIM)
+    assert tuple(outputs["sequence"].shape) == (2, modules.SEQUENCE_LENGTH, modules.TEXT_DIM)
+    assert outputs["mask"].dtype == "bool" and bool(np.all(outputs["mask"]))
+
+
+def test_a_missing_output_key_names_the_keys_there_are(hub_modules):
+    with pytest.raises(ValueError, match=r"\['pooled_output', 'sequence_output'\]; .*'nope'"):
+        build_text_encoder(
+            "hub:" + hub_modules["text"],
+            vocabulary_size=1,
+            sequence_length=1,
+            hub_output_key="nope",
+        )
+
+
+def test_a_preprocessor_needs_a_hub_text_encoder():
+    with pytest.raises(ValueError, match="--text-preprocessor applies to a hub"):
+        build_text_encoder("lstm", vocabulary_size=10, sequence_length=4, preprocessor="hub:x")
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_ENCODER_MODELS))
+def test_every_model_with_a_text_encoder_trains_on_a_hub_text_module(
+    name, hub_modules, tiny_shapes_world
+):
+    spec = get_model_spec(name)
+    task = get_task(spec.task)
+    options = TaskOptions(image_size=IMAGE_SIZE, batch_size=8, sequence_length=8, raw_text=True)
+    train = shapes_split(spec.task, tiny_shapes_world)
+    vocabulary = task.build_vocabulary(train, options)
+    user_options = {"text_encoder": "hub:" + hub_modules["text"]}
+    if name != "text_only":
+        user_options["image_encoder"] = "hub:" + hub_modules["image"]
+    keras.utils.set_random_seed(0)
+    model = build_model(spec, task.model_arguments(vocabulary, options), user_options)
+    assert "text" in model.input and "tokens" not in model.input
+    task.compile_model(model, 1e-2, options)
+    batches = task.make_dataset(train, vocabulary, options, training=True).take(2).cache()
+    hub_layers = [layer for layer in nested(model) if isinstance(layer, HubLayer)]
+    before = [np.array(w) for layer in hub_layers for w in layer.trainable_weights]
+    history = model.fit(batches.repeat(), steps_per_epoch=4, epochs=3, verbose=0).history
+    after = [np.array(w) for layer in hub_layers for w in layer.trainable_weights]
+    assert history["loss"][-1] < history["loss"][0], history["loss"]
+    assert len(hub_layers) == (1 if name == "text_only" else 2)
+    assert any(not np.allclose(b, a) for b, a in zip(before, after, strict=True))
+
+
+def nested(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from nested(layer)
