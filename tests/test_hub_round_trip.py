@@ -1,0 +1,130 @@
+"""The test of record for TF Hub: publish our encoders, fine-tune them as hub: modules, serve.
+
+Every step is the command a user types (train.py, publish_encoders.py) in its own
+process; the exports are then loaded by a process that imports only TensorFlow.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layers import HubLayer
+from tests.hub_fixtures.bert_style import save_bert_style_encoder, save_bert_style_preprocessor
+from tests.models.test_registry_models import reload_in_fresh_process
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ["--dataset", "shapes:48,8,8", "--batch-size", "8"]
+
+
+def run_command(script, *args, world):
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "MMZOO_DATA_DIR": str(world.parent)},
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    return completed.stdout
+
+
+def export_summary(version_dir: Path) -> dict:
+    return json.loads((version_dir / "assets.extra" / "metrics.json").read_text())["extra"]
+
+
+def hub_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, HubLayer):
+            yield layer
+        if hasattr(layer, "layers"):
+            yield from hub_layers(layer)
+
+
+def unchanged(tuned_weights, original_variables) -> int:
+    """How many tuned weights still equal one of the module's original variables."""
+    originals = [variable.numpy() for variable in original_variables]
+    return sum(
+        any(np.array_equal(np.asarray(weight), value) for value in originals)
+        for weight in tuned_weights
+    )
+
+
+def served_label(version_dir: Path, image_path, text, tmp_path) -> list[str]:
+    reloaded = reload_in_fresh_process(version_dir, image_path, text, cwd=tmp_path)
+    assert reloaded["project_modules"] == []
+    refused = reloaded["results"].pop("refused")
+    assert all(all(checks) for checks in refused.values()), refused
+    return reloaded["results"]["serving_default"]["label"]
+
+
+@pytest.mark.slow
+def test_a_published_dual_encoder_image_tower_fine_tunes_in_fusion_classifier(
+    tiny_shapes_world, tmp_path
+):
+    run_command(
+        "train.py", "--model", "dual_encoder", *DATA, "--epochs", "1", "--image-size", "32",
+        "--export-dir", str(tmp_path / "dual"), world=tiny_shapes_world,
+    )  # fmt: skip
+    printed = run_command(
+        "publish_encoders.py", str(tmp_path / "dual" / "1"), "--output", str(tmp_path / "hub"),
+        world=tiny_shapes_world,
+    )  # fmt: skip
+    published = tmp_path / "hub" / "image_encoder"
+    assert f"--image-encoder hub:{published}" in printed
+
+    # Adam is the optimizer that keras.layers.TFSMLayer cannot fine-tune with.
+    run_command(
+        "train.py", "--model", "fusion_classifier", *DATA, "--epochs", "3",
+        "--image-encoder", f"hub:{published}", "--export-dir", str(tmp_path / "fusion"),
+        world=tiny_shapes_world,
+    )  # fmt: skip
+    version_dir = tmp_path / "fusion" / "1"
+    summary = export_summary(version_dir)
+    assert summary["settings"]["image_size"] == 32  # read from the module's signature
+    losses = summary["training_loss"]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+    model = keras.saving.load_model(version_dir / "assets.extra" / "model.keras")
+    (backbone,) = hub_layers(model)
+    original = tf.saved_model.load(str(published)).trainable_variables
+    assert len(backbone.trainable_weights) == len(original) > 0
+    assert unchanged(backbone.trainable_weights, original) == 0, "every variable is fine-tuned"
+
+    served = served_label(version_dir, next(tiny_shapes_world.rglob("*.jpg")), "red", tmp_path)
+    assert len(served) == 2 and set(served) <= {"match", "mismatch"}
+
+
+@pytest.mark.slow
+def test_a_bert_style_preprocessor_and_encoder_fine_tune_through_the_flags(
+    tiny_shapes_world, tmp_path
+):
+    words = "a an the red green blue circle square triangle small large left right of".split()
+    preprocessor = save_bert_style_preprocessor(tmp_path / "preprocess", words, seq_length=16)
+    encoder = save_bert_style_encoder(
+        tmp_path / "encoder", vocabulary_size=len(words) + 5, seq_length=16
+    )
+    run_command(
+        "train.py", "--model", "text_only", *DATA, "--epochs", "3", "--learning-rate", "3e-3",
+        "--text-preprocessor", f"hub:{preprocessor}", "--text-encoder", f"hub:{encoder}",
+        "--export-dir", str(tmp_path / "text_only"), world=tiny_shapes_world,
+    )  # fmt: skip
+    version_dir = tmp_path / "text_only" / "1"
+    losses = export_summary(version_dir)["training_loss"]
+    assert losses[-1] < losses[0], losses
+
+    model = keras.saving.load_model(version_dir / "assets.extra" / "model.keras")
+    assert model.input["text"].dtype == "string"
+    preprocessing, bert = sorted(hub_layers(model), key=lambda layer: layer.name != "preprocessor")
+    assert not preprocessing.trainable_weights and bert.trainable_weights
+    original = tf.saved_model.load(str(encoder)).trainable_variables
+    assert unchanged(bert.trainable_weights, original) < len(original)
+    served = served_label(version_dir, next(tiny_shapes_world.rglob("*.jpg")), "red", tmp_path)
+    assert len(served) == 2 and set(served) <= {"match", "mismatch"}
