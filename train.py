@@ -83,8 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--hub-input-range",
-        choices=("0,1", "-1,1", "0,255"),
-        help="pixel range a hub: image module expects (default 0,1, TF Hub's convention)",
+        choices=("0to1", "minus1to1", "0to255"),
+        help="pixel range a hub: image module expects: 0to1 (default, TF Hub's convention), "
+        "minus1to1 or 0to255",
     )
     parser.add_argument(
         "--word-vectors", help="GloVe/word2vec text file to initialise the token embeddings"

@@ -24,7 +24,7 @@ def build_dual_encoder(
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
     hub_output_key: str | None = None,
-    hub_input_range: str = "0,1",
+    hub_input_range: str = "0to1",
     text_encoder: str = "lstm",
     text_preprocessor: str | None = None,
     word_vectors: np.ndarray | None = None,

@@ -15,7 +15,7 @@ from layers import HubLayer
 HUB_PREFIX = "hub:"
 # What a TF Hub image module takes, as (scale, offset) from our [0, 1] images. TF Hub's
 # common image signature is [0, 1]; a module documented otherwise needs --hub-input-range.
-INPUT_RANGES = {"0,1": (1.0, 0.0), "-1,1": (2.0, -1.0), "0,255": (255.0, 0.0)}
+INPUT_RANGES = {"0to1": (1.0, 0.0), "minus1to1": (2.0, -1.0), "0to255": (255.0, 0.0)}
 # The outputs a BERT-style encoder names, in the order they are looked for.
 POOLED_KEYS = ("pooled_output", "default")
 SEQUENCE_KEY = "sequence_output"
@@ -74,7 +74,7 @@ def build_hub_image_encoder(
     trainable: bool = True,
     dropout: float = 0.0,
     output_key: str | None = None,
-    input_range: str = "0,1",
+    input_range: str = "0to1",
     model_name: str = "image_backbone",
 ) -> keras.Model:
     """Wraps a hub image module in the image encoder contract.

@@ -53,7 +53,7 @@ def build_image_encoder(
     dropout: float = 0.0,
     model_name: str = "image_backbone",
     hub_output_key: str | None = None,
-    hub_input_range: str = "0,1",
+    hub_input_range: str = "0to1",
 ) -> keras.Model:
     """Builds an image encoder by name.
 
@@ -93,7 +93,7 @@ def build_image_encoder(
         hub_output_key: for a hub module with dict outputs, the one to use (ignored
             by the named encoders, so one flag can serve a model's two encoders).
         hub_input_range: for a hub module, the pixel range it expects
-            ("0,1", TF Hub's convention; "-1,1"; "0,255").
+            ("0to1", TF Hub's convention; "minus1to1"; "0to255").
 
     Returns:
         A functional model mapping {"image": float32 [B, image_size, image_size, 3]

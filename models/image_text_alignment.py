@@ -32,7 +32,7 @@ def build_image_text_alignment(
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
     hub_output_key: str | None = None,
-    hub_input_range: str = "0,1",
+    hub_input_range: str = "0to1",
     word_vectors: np.ndarray | None = None,
     embedding_dim: int = 128,
     feature_dim: int = 256,

@@ -23,7 +23,7 @@ def build_show_and_tell(
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
     hub_output_key: str | None = None,
-    hub_input_range: str = "0,1",
+    hub_input_range: str = "0to1",
     feature_dim: int = 256,
     embedding_dim: int = 128,
     units: int = 256,

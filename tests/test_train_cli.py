@@ -48,6 +48,27 @@ def test_bad_flag_values_are_refused(capsys):
     assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
 
 
+def test_a_hub_handle_that_cannot_be_fetched_says_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub_cache"))
+    handle = "https://tfhub.dev/mmzoo-tests/no-such-module/1"  # no network here; a 404 elsewhere
+    assert train.main(["--model", "image_only", "--image-encoder", f"hub:{handle}"]) == 2
+    error = capsys.readouterr().err
+    assert handle in error and "TFHUB_CACHE_DIR" in error and "local path" in error
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--text-preprocessor", "hub:p"], "--text-preprocessor needs a hub: text encoder"),
+        (["--hub-output-key", "default"], "--hub-output-key needs a hub: image or text encoder"),
+        (["--hub-input-range", "minus1to1"], "--hub-input-range needs a hub: image encoder"),
+    ],
+)
+def test_hub_flags_without_a_hub_encoder_are_refused(flags, message, capsys):
+    assert train.main(["--model", "fusion_classifier", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_a_bad_image_stops_the_run_before_training_when_asked(tmp_path, capsys):
     from PIL import Image
 

@@ -16,6 +16,7 @@ from tests.layers import hub_test_modules as modules
 from tests.models.test_registry_models import TEXT_ENCODER_MODELS, shapes_split
 
 IMAGE_SIZE = modules.IMAGE_SIZE  # the image module fixes 8x8 in its signature
+TEXTS = tf.constant(["a red circle", "is there a blue square?"])
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +61,14 @@ def test_a_frozen_hub_image_module_has_no_trainable_weights(hub_modules):
 def test_the_input_range_rescales_our_unit_images(hub_modules):
     handle = hub_modules["image"]
     encoder = build_image_encoder(
-        "hub:" + handle, image_size=IMAGE_SIZE, feature_dim=7, hub_input_range="-1,1"
+        "hub:" + handle, image_size=IMAGE_SIZE, feature_dim=7, hub_input_range="minus1to1"
     )
     images = random_images()
     module_output = encoder.get_layer("backbone")(images * 2.0 - 1.0)
     pooled = encoder.get_layer("pooled_projection")(module_output)
     np.testing.assert_allclose(encoder(images)["pooled"], pooled, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="hub-input-range"):
-        build_image_encoder("hub:" + handle, image_size=8, feature_dim=7, hub_input_range="0,2")
+        build_image_encoder("hub:" + handle, image_size=8, feature_dim=7, hub_input_range="0to2")
 
 
 def test_image_weights_do_not_apply_to_a_hub_module(hub_modules):
@@ -133,6 +134,20 @@ def test_every_model_with_a_text_encoder_trains_on_a_hub_text_module(
     assert history["loss"][-1] < history["loss"][0], history["loss"]
     assert len(hub_layers) == (1 if name == "text_only" else 2)
     assert any(not np.allclose(b, a) for b, a in zip(before, after, strict=True))
+
+    # Evaluation and every serving signature feed the model raw strings too.
+    test = shapes_split(spec.task, tiny_shapes_world, "test")
+    result = task.evaluate(model, test, vocabulary, train, options)
+    assert result.metrics and all(np.isfinite(list(result.metrics.values())))
+    module = task.serving_module(model, vocabulary, options)
+    image = tf.io.encode_png(np.full((12, 12, 3), 200, np.uint8))
+    for signature_name, signature in module.signatures().items():
+        inputs = signature.input_signature
+        feed = [
+            tf.stack([image, image]) if spec.name == "image_bytes" else TEXTS for spec in inputs
+        ]
+        outputs = signature(*feed)
+        assert all(value.shape[0] == 2 for value in outputs.values()), signature_name
 
 
 def nested(model):
