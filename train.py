@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The rest imports TensorFlow, after the log level is set.
 from datasets.augment import AUGMENT_CHOICES  # noqa: E402
 from datasets.cache_policy import CACHE_CHOICES  # noqa: E402
+from models.hub_encoders import INPUT_RANGES, hub_handle  # noqa: E402
 from training.strategy import STRATEGIES  # noqa: E402
 
 FLAG_DEFAULTS = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3}
@@ -83,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--hub-input-range",
-        choices=("0to1", "minus1to1", "0to255"),
+        choices=sorted(INPUT_RANGES),
         help="pixel range a hub: image module expects: 0to1 (default, TF Hub's convention), "
         "minus1to1 or 0to255",
     )
@@ -194,8 +195,8 @@ def builder_options(args: argparse.Namespace) -> dict:
 
 def check_hub_flags(args: argparse.Namespace) -> None:
     """The hub-only flags need a hub: encoder to apply to."""
-    hub_image = (args.image_encoder or "").startswith("hub:")
-    hub_text = (args.text_encoder or "").startswith("hub:")
+    hub_image = hub_handle(args.image_encoder) is not None
+    hub_text = hub_handle(args.text_encoder) is not None
     if args.text_preprocessor and not hub_text:
         raise ValueError("--text-preprocessor needs a hub: text encoder (--text-encoder hub:...).")
     if args.hub_output_key and not (hub_image or hub_text):
@@ -226,7 +227,7 @@ def run(args: argparse.Namespace) -> dict:
     from datasets.sources import load_splits
     from evaluation.report import format_metrics_table, write_metrics_json
     from models import build_model, get_model_spec
-    from models.hub_encoders import hub_handle, resolve_image_size
+    from models.hub_encoders import resolve_image_size
     from serving.export import export_saved_model
     from tasks import get_task
     from tasks.options import TaskOptions

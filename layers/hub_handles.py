@@ -33,6 +33,13 @@ def is_url(handle: str) -> bool:
     return handle.startswith(("http://", "https://"))
 
 
+def absolute_handle(handle: str | os.PathLike) -> str:
+    """A URL (or any "scheme://" path) as it is; a local path made absolute, so that a
+    `.keras` file storing it reloads from any working directory."""
+    handle = os.fspath(handle)
+    return handle if "://" in handle else os.path.abspath(handle)
+
+
 def hub_cache_dir() -> str | None:
     """The `TFHUB_CACHE_DIR` environment variable, or None when it is unset or empty."""
     return os.environ.get("TFHUB_CACHE_DIR") or None
@@ -77,6 +84,9 @@ def resolve_handle(handle: str | os.PathLike) -> str:
 def load_module(handle: str | os.PathLike):
     """Resolves `handle` and loads its SavedModel with `tf.saved_model.load`.
 
+    TF Text is imported first when it is installed: TF Hub's BERT preprocessors
+    use its ops (e.g. CaseFoldUTF8), which TensorFlow registers only then.
+
     Args:
         handle: as for `resolve_handle`.
 
@@ -87,7 +97,12 @@ def load_module(handle: str | os.PathLike):
         >>> module = load_module("/models/efficientnet_b0/")  # doctest: +SKIP
         >>> features = module(images)  # doctest: +SKIP
     """
-    return tf.saved_model.load(resolve_handle(handle))
+    folder = resolve_handle(handle)
+    try:
+        import tensorflow_text  # noqa: F401
+    except ImportError:
+        pass
+    return tf.saved_model.load(folder)
 
 
 def _check_saved_model(folder: str, handle: str) -> str:

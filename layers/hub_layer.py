@@ -1,13 +1,12 @@
 """A Keras 3 layer that runs (and fine-tunes) a TF2 SavedModel from TF Hub or Kaggle."""
 
 import inspect
-import os
 import re
 
 import keras
 import tensorflow as tf
 
-from layers.hub_handles import load_module
+from layers.hub_handles import absolute_handle, load_module
 
 
 def _keras_name(variable_name: str) -> str:
@@ -29,6 +28,24 @@ def _cast_floats(value):
     if tf.is_tensor(value) and value.dtype.is_floating and value.dtype != tf.float32:
         return tf.cast(value, tf.float32)
     return value
+
+
+def _concrete_functions(function) -> list:
+    if hasattr(function, "concrete_functions"):
+        return list(function.concrete_functions)
+    return [function] if hasattr(function, "structured_input_signature") else []
+
+
+def function_input_specs(function, is_signature: bool = False, arguments=()):
+    """The input TensorSpecs of a loaded module's `__call__` (its first positional
+    argument) or of a signature (its inputs other than `arguments`), or None."""
+    functions = _concrete_functions(function)
+    if not functions:
+        return None
+    args, kwargs = functions[0].structured_input_signature
+    if is_signature:
+        return {key: spec for key, spec in kwargs.items() if key not in arguments}
+    return args[0] if args else None
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -103,7 +120,10 @@ class HubLayer(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")
         kwargs.setdefault("autocast", False)
         super().__init__(trainable=trainable, **kwargs)
-        self.handle = os.fspath(handle)
+        # A module's functions may hold ops XLA cannot compile (strings, lookup tables), so
+        # Keras' jit_compile="auto" (XLA on a single GPU) must not pick XLA for this model.
+        self.supports_jit = False
+        self.handle = absolute_handle(handle)
         self.signature = signature
         self.output_key = output_key
         self.arguments = dict(arguments or {})
@@ -118,6 +138,11 @@ class HubLayer(keras.layers.Layer):
             )
         self._wrap_module_variables()
         self.built = True
+
+    @property
+    def module_regularization_losses(self) -> list:
+        """The module's `regularization_losses`: zero-argument callables giving scalars."""
+        return list(self._regularization_losses)
 
     def _module_function(self):
         if self.signature is not None:
@@ -142,9 +167,7 @@ class HubLayer(keras.layers.Layer):
             return False
 
     def _concrete_functions(self) -> list:
-        if hasattr(self._function, "concrete_functions"):
-            return list(self._function.concrete_functions)
-        return [self._function] if hasattr(self._function, "structured_input_signature") else []
+        return _concrete_functions(self._function)
 
     def _module_variables(self) -> list:
         """The module's `variables`, then any others its functions capture, each once."""
@@ -192,13 +215,7 @@ class HubLayer(keras.layers.Layer):
         Returns:
             A `tf.TensorSpec`, a nest of them, or None when the module does not say.
         """
-        functions = self._concrete_functions()
-        if not functions:
-            return None
-        args, kwargs = functions[0].structured_input_signature
-        if self.signature is not None:
-            return {key: spec for key, spec in kwargs.items() if key not in self.arguments}
-        return args[0] if args else None
+        return function_input_specs(self._function, self.signature is not None, self.arguments)
 
     def _signature_inputs(self, inputs) -> dict:
         if isinstance(inputs, dict):

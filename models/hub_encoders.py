@@ -11,6 +11,8 @@ import keras
 from keras import layers
 
 from layers import HubLayer
+from layers.hub_handles import load_module
+from layers.hub_layer import function_input_specs
 
 HUB_PREFIX = "hub:"
 # What a TF Hub image module takes, as (scale, offset) from our [0, 1] images. TF Hub's
@@ -19,7 +21,7 @@ INPUT_RANGES = {"0to1": (1.0, 0.0), "minus1to1": (2.0, -1.0), "0to255": (255.0, 
 # The outputs a BERT-style encoder names, in the order they are looked for.
 POOLED_KEYS = ("pooled_output", "default")
 SEQUENCE_KEY = "sequence_output"
-DEFAULT_IMAGE_SIZE = 224  # TF Hub image modules' usual size, when a module does not fix one
+HUB_IMAGE_SIZE = 224  # TF Hub image modules' usual size, when a module does not fix one
 
 
 def hub_handle(name: str | None) -> str | None:
@@ -34,7 +36,7 @@ def hub_handle(name: str | None) -> str | None:
 
 def module_image_size(handle: str) -> int | None:
     """The square input size a hub image module fixes in its input signature, or None."""
-    specs = HubLayer(handle, name="size_probe").input_specs()
+    specs = function_input_specs(load_module(handle).__call__)
     shape = getattr(specs, "shape", None)
     if shape is None or shape.rank != 4:
         return None
@@ -57,7 +59,7 @@ def resolve_image_size(image_encoder: str | None, image_size: int | None, defaul
         return image_size or default
     fixed = module_image_size(handle)
     if fixed is None:
-        return image_size or DEFAULT_IMAGE_SIZE
+        return image_size or HUB_IMAGE_SIZE
     if image_size is not None and image_size != fixed:
         raise ValueError(
             f"Hub image module {handle!r} takes {fixed}x{fixed} images (its input signature), "
@@ -91,7 +93,8 @@ def build_hub_image_encoder(
         feature_dim: width of the pooled vector and of each region.
         trainable: fine-tune the module's variables (False: frozen, inference mode).
         dropout: dropout before the pooled projection.
-        output_key: the output to use when the module returns a dict.
+        output_key: the output to use when the module returns a dict (ignored for a
+            module that returns one tensor).
         input_range: the pixel range the module expects, a key of INPUT_RANGES.
         model_name: name of the returned model.
 

@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from datasets.text import WordVocabulary
+from layers import HubLayer
 from serving.guards import on_nonempty_batch, texts_from_strings
 
 
@@ -76,20 +77,28 @@ class HubModule(tf.Module):
 
 
 def regularization_losses(backbone: keras.Model) -> list[tf.function]:
-    """One zero-argument tf.function per regularized trainable weight of `backbone`.
+    """One zero-argument tf.function per regularized trainable weight of `backbone`,
+    plus the regularization losses of the trainable hub modules it holds.
 
     Each returns the scalar penalty that the weight's Keras regularizer adds to
-    `backbone.losses`, from the weight's current value.
+    `backbone.losses`, from the weight's current value; a hub module's losses are
+    its own functions, re-saved as they are.
     """
 
     def penalty_of(variable):
         return tf.function(lambda: variable.regularizer(variable), input_signature=[])
 
-    return [
+    own = [
         penalty_of(variable)
         for variable in backbone.trainable_variables
         if variable.regularizer is not None
     ]
+    hub_modules = [
+        layer
+        for layer in backbone._flatten_layers()
+        if isinstance(layer, HubLayer) and layer.trainable
+    ]
+    return own + [loss for layer in hub_modules for loss in layer.module_regularization_losses]
 
 
 def output_width(backbone: keras.Model, key: str, rank: int) -> int:

@@ -6,6 +6,7 @@ from datasets.augment import Augmentation
 from datasets.decode_errors import DecodeErrorLog
 from datasets.image_sources import FILES
 from datasets.pipeline import image_text_dataset
+from serving.guards import texts_from_strings
 
 EVALUATION_BATCH_SIZE = 256
 
@@ -48,9 +49,13 @@ class TaskOptions:
 
 def text_inputs(texts, vocabulary, options: TaskOptions) -> dict:
     """The model's text input for string[B] `texts`: {"text": texts} for a model that
-    reads raw strings (`options.raw_text`), else {"tokens": int32 [B, sequence_length]}."""
+    reads raw strings (`options.raw_text`), else {"tokens": int32 [B, sequence_length]}.
+
+    Raw strings are cut as the signatures cut them (`texts_from_strings`), so a long
+    text reaches a hub text encoder the same way in training and in serving.
+    """
     if options.raw_text:
-        return {"text": texts}
+        return {"text": texts_from_strings(texts, "text", options.sequence_length)}
     return {"tokens": vocabulary.encode(texts, options.sequence_length)}
 
 

@@ -1,13 +1,10 @@
 """HubLayer: TF2 SavedModels from TF Hub as Keras 3 layers, called, fine-tuned, saved, exported."""
 
-import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import keras
@@ -16,7 +13,6 @@ import pytest
 import tensorflow as tf
 
 from layers import HubLayer
-from layers.hub_handles import resolve_handle
 from tests.layers import hub_test_modules as modules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,22 +23,6 @@ TARGETS = RNG.normal(size=(8, 2)).astype("float32")
 SENTENCES = np.array(
     ["a small red square", "two blue circles", "", "one green triangle here"], dtype=object
 )
-MISSING_URL = "https://tfhub.dev/mmzoo-tests/missing-module/1"
-
-
-@pytest.fixture(scope="session")
-def image_module(tmp_path_factory):
-    return modules.write_image_module(tmp_path_factory.mktemp("hub") / "image")
-
-
-@pytest.fixture(scope="session")
-def text_module(tmp_path_factory):
-    return modules.write_text_module(tmp_path_factory.mktemp("hub") / "text")
-
-
-@pytest.fixture(scope="session")
-def encoder_module(tmp_path_factory):
-    return modules.write_encoder_module(tmp_path_factory.mktemp("hub") / "encoder")
 
 
 def image_model(handle, trainable=True):
@@ -312,6 +292,29 @@ def test_keras_file_restores_fine_tuned_weights_in_safe_mode(image_module, tmp_p
     np.testing.assert_allclose(loaded.predict(IMAGES, verbose=0), model.predict(IMAGES, verbose=0))
 
 
+def test_a_relative_handle_is_stored_absolute_so_the_model_reloads_anywhere(
+    image_module, tmp_path, monkeypatch
+):
+    shutil.copytree(image_module, tmp_path / "modules" / "image")
+    monkeypatch.chdir(tmp_path)
+    model = image_model(os.path.join("modules", "image"))
+    assert model.get_layer("hub").get_config()["handle"] == str(tmp_path / "modules" / "image")
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.predict(IMAGES, verbose=0), model.predict(IMAGES, verbose=0))
+
+
+def test_a_model_with_a_hub_module_is_never_compiled_with_xla(text_module):
+    texts = keras.Input((), dtype="string")
+    features = HubLayer(text_module, output_key="pooled_output")(texts)
+    model = keras.Model(texts, keras.layers.Dense(1)(features))
+    with pytest.warns(UserWarning, match="doesn't support `jit_compile=True`"):
+        model.compile("adam", "mse", jit_compile=True)
+    assert model.jit_compile is False
+
+
 RELOAD_SCRIPT = """
 import sys
 import numpy as np
@@ -378,85 +381,3 @@ def test_input_specs_and_output_shapes_without_calling(image_module, encoder_mod
 def test_wrong_input_shape_names_the_handle_and_the_expected_spec(image_module):
     with pytest.raises(ValueError, match=r"cannot take inputs.*expects.*8, 8, 3"):
         HubLayer(image_module)(keras.Input((16, 16, 3)))
-
-
-def test_folder_handle_resolves_to_itself(image_module):
-    assert resolve_handle(image_module) == image_module
-
-
-def _tar(folder, archive, prefix="."):
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname=prefix)
-    return str(archive)
-
-
-@pytest.mark.parametrize("prefix", [".", "efficientnet"], ids=["flat", "wrapped_in_a_folder"])
-def test_tar_gz_handle_is_extracted_once_into_the_cache(
-    image_module, tmp_path, monkeypatch, prefix
-):
-    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
-    archive = _tar(image_module, tmp_path / "image.tar.gz", prefix)
-    folder = resolve_handle(archive)
-    assert folder.startswith(str(tmp_path / "cache"))
-    assert os.path.exists(os.path.join(folder, "saved_model.pb"))
-
-    def no_second_extraction(*args, **kwargs):
-        raise AssertionError("the archive was extracted again")
-
-    monkeypatch.setattr(tarfile, "open", no_second_extraction)
-    assert resolve_handle(archive) == folder
-    np.testing.assert_allclose(
-        HubLayer(archive)(IMAGES), tf.saved_model.load(image_module)(IMAGES), atol=1e-6
-    )
-
-
-def test_tar_member_escaping_the_folder_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
-    archive = tmp_path / "evil.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        data = b"owned"
-        member = tarfile.TarInfo("../../escaped.txt")
-        member.size = len(data)
-        tar.addfile(member, io.BytesIO(data))
-    with pytest.raises(ValueError, match=r"evil\.tar\.gz.*escaped\.txt"):
-        resolve_handle(str(archive))
-    assert not list(tmp_path.rglob("escaped.txt"))
-
-
-def test_missing_path_is_named(tmp_path):
-    missing = str(tmp_path / "no_such_module")
-    with pytest.raises(ValueError, match="no_such_module.*does not exist"):
-        HubLayer(missing)
-    with pytest.raises(ValueError, match=r"no_such\.tar\.gz.*does not exist"):
-        resolve_handle(str(tmp_path / "no_such.tar.gz"))
-
-
-def test_folder_without_saved_model_pb_is_named(tmp_path):
-    (tmp_path / "variables").mkdir()
-    with pytest.raises(ValueError, match=f"{tmp_path.name}.*saved_model.pb"):
-        HubLayer(str(tmp_path))
-
-
-def test_url_without_network_says_to_pass_a_local_path(tmp_path, monkeypatch):
-    cache = tmp_path / "empty_cache"
-    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
-    with pytest.raises(ValueError) as error:
-        HubLayer(MISSING_URL)
-    message = str(error.value)
-    assert MISSING_URL in message
-    assert "local path" in message and ".tar.gz" in message
-    assert f"TFHUB_CACHE_DIR is {cache}" in message
-    assert not [p for p in cache.iterdir() if p.suffix == ".lock"]
-
-
-def test_url_in_a_filled_cache_loads_without_network(image_module, tmp_path, monkeypatch):
-    url = "https://www.kaggle.com/models/mmzoo/tiny-image/TensorFlow2/feature-vector/1"
-    cache = tmp_path / "hub_cache"
-    cached = cache / hashlib.sha1(url.encode("utf8")).hexdigest()  # tensorflow_hub's layout
-    shutil.copytree(image_module, cached)
-    (cache / f"{cached.name}.descriptor.txt").write_text(f"Module: {url}\n")
-    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
-    assert resolve_handle(url) == str(cached)
-    layer = HubLayer(url)
-    assert layer.get_config()["handle"] == url
-    np.testing.assert_allclose(layer(IMAGES), tf.saved_model.load(image_module)(IMAGES), atol=1e-6)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from layers import HubLayer
-from models import build_model, get_model_spec
+from models import build_model, get_model_spec, model_names
 from models.hub_encoders import hub_handle, resolve_image_size
 from models.image_encoders import build_image_encoder
 from models.text_encoders import build_text_encoder
@@ -125,15 +125,13 @@ def test_every_model_with_a_text_encoder_trains_on_a_hub_text_module(
     keras.utils.set_random_seed(0)
     model = build_model(spec, task.model_arguments(vocabulary, options), user_options)
     assert "text" in model.input and "tokens" not in model.input
-    task.compile_model(model, 1e-2, options)
+    task.compile_model(model, 3e-3, options)
     batches = task.make_dataset(train, vocabulary, options, training=True).take(2).cache()
-    hub_layers = [layer for layer in nested(model) if isinstance(layer, HubLayer)]
-    before = [np.array(w) for layer in hub_layers for w in layer.trainable_weights]
-    history = model.fit(batches.repeat(), steps_per_epoch=4, epochs=3, verbose=0).history
-    after = [np.array(w) for layer in hub_layers for w in layer.trainable_weights]
+    history, moved = fit_and_watch_hub_weights(model, batches)
     assert history["loss"][-1] < history["loss"][0], history["loss"]
-    assert len(hub_layers) == (1 if name == "text_only" else 2)
-    assert any(not np.allclose(b, a) for b, a in zip(before, after, strict=True))
+    # Each hub module is fine-tuned: all its weights change.
+    assert len(moved) == (1 if name == "text_only" else 2)
+    assert all(all(changed) for changed in moved.values()), moved
 
     # Evaluation and every serving signature feed the model raw strings too.
     test = shapes_split(spec.task, tiny_shapes_world, "test")
@@ -146,6 +144,58 @@ def test_every_model_with_a_text_encoder_trains_on_a_hub_text_module(
         feed = [
             tf.stack([image, image]) if spec.name == "image_bytes" else TEXTS for spec in inputs
         ]
+        outputs = signature(*feed)
+        assert all(value.shape[0] == 2 for value in outputs.values()), signature_name
+
+
+def fit_and_watch_hub_weights(model, batches):
+    """Fits a few steps; returns the history and, per HubLayer, whether each of its weights
+    (batch-norm statistics included) changed."""
+    hub_layers = [layer for layer in nested(model) if isinstance(layer, HubLayer)]
+    before = {layer.name: [np.array(w) for w in layer.weights] for layer in hub_layers}
+    history = model.fit(batches.repeat(), steps_per_epoch=5, epochs=4, verbose=0).history
+    moved = {
+        layer.name: [
+            not np.array_equal(old, np.array(new))
+            for old, new in zip(before[layer.name], layer.weights, strict=True)
+        ]
+        for layer in hub_layers
+    }
+    return history, moved
+
+
+IMAGE_ENCODER_MODELS = sorted(set(model_names()) - {"text_only"})
+
+
+@pytest.mark.parametrize(
+    "name, frozen",
+    [(name, False) for name in IMAGE_ENCODER_MODELS] + [("show_and_tell", True), ("vqa", True)],
+)
+def test_every_model_with_an_image_encoder_trains_on_a_hub_image_module(
+    name, frozen, hub_modules, tiny_shapes_world
+):
+    spec = get_model_spec(name)
+    task = get_task(spec.task)
+    options = TaskOptions(image_size=IMAGE_SIZE, batch_size=8, sequence_length=8)
+    train = shapes_split(spec.task, tiny_shapes_world)
+    vocabulary = task.build_vocabulary(train, options)
+    user_options = {"image_encoder": "hub:" + hub_modules["image"]}
+    if frozen:
+        user_options["freeze_image_encoder"] = True
+    keras.utils.set_random_seed(0)
+    model = build_model(spec, task.model_arguments(vocabulary, options), user_options)
+    task.compile_model(model, 3e-3, options)
+    batches = task.make_dataset(train, vocabulary, options, training=True).take(2).cache()
+    history, moved = fit_and_watch_hub_weights(model, batches)
+    assert history["loss"][-1] < history["loss"][0], history["loss"]
+    assert list(moved) == ["backbone"] and moved["backbone"]
+    # Frozen: inference mode, so not even the batch-norm statistics move.
+    assert all(changed != frozen for changed in moved["backbone"]), moved
+    module = task.serving_module(model, vocabulary, options)
+    image = tf.io.encode_png(np.full((12, 12, 3), 200, np.uint8))
+    for signature_name, signature in module.signatures().items():
+        inputs = signature.input_signature
+        feed = [tf.stack([image, image]) if i.name == "image_bytes" else TEXTS for i in inputs]
         outputs = signature(*feed)
         assert all(value.shape[0] == 2 for value in outputs.values()), signature_name
 
