@@ -1,0 +1,93 @@
+"""Trains the tiny model on one device and under MirroredStrategy over two logical CPUs
+from the same weights on the same global batches; prints what tests/training/test_loop.py
+compares as one JSON line.
+
+The logical devices must exist before TensorFlow initialises, hence a script.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tests.training import tiny_run  # noqa: E402
+from training.loop import Trainer  # noqa: E402
+
+EPOCHS = 2
+TRAIN_EXAMPLES = 32  # batches of 8: 4 per replica
+VALIDATION_EXAMPLES = 21  # the last batch of 5 splits 3 + 2
+
+
+class RecordSteps(keras.callbacks.Callback):
+    """The running loss after each batch and the weights after each step."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses, self.weights = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(logs["loss"])
+        self.weights.append(np.concatenate([w.ravel() for w in self.model.get_weights()]))
+
+
+def weights_of_the_class_balance():
+    """Sample weights that differ per example, so that weighting changes the loss."""
+    _, labels = tiny_run.examples(TRAIN_EXAMPLES)
+    return np.where(labels == 0, 2.0, 0.5).astype("float32")
+
+
+def train(strategy: tf.distribute.Strategy, initial_weights) -> dict:
+    with strategy.scope():
+        model = tiny_run.model()
+        model.set_weights(initial_weights)
+    record = RecordSteps()
+    history = Trainer(model, strategy, callbacks=[record]).fit(
+        tiny_run.dataset(TRAIN_EXAMPLES, batch_size=8, weights=weights_of_the_class_balance()),
+        EPOCHS,
+        validation_data=tiny_run.dataset(VALIDATION_EXAMPLES, batch_size=8, shuffle=False),
+    )
+    return {
+        "model": model,
+        "history": history,
+        "losses": record.losses,
+        "weights": np.stack(record.weights).tolist(),
+    }
+
+
+def main() -> None:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    initial_weights = tiny_run.model().get_weights()
+    single = train(tf.distribute.get_strategy(), initial_weights)
+    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = train(mirrored_strategy, initial_weights)
+
+    # The mirrored run's final weights, evaluated by Keras on one device.
+    evaluator = tiny_run.model()
+    evaluator.set_weights(mirrored["model"].get_weights())
+    evaluation = evaluator.evaluate(
+        tiny_run.dataset(VALIDATION_EXAMPLES, batch_size=8, shuffle=False),
+        verbose=0,
+        return_dict=True,
+    )
+    print(
+        json.dumps(
+            {
+                "replicas": mirrored_strategy.num_replicas_in_sync,
+                "single": {key: single[key] for key in ("history", "losses", "weights")},
+                "mirrored": {key: mirrored[key] for key in ("history", "losses", "weights")},
+                "evaluation": evaluation,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

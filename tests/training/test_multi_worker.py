@@ -1,0 +1,125 @@
+"""Two MultiWorkerMirroredStrategy workers on 127.0.0.1 (tests/training/multi_worker_script.py):
+identical weights, only the chief writes checkpoints and the export, a killed worker
+makes its peer fail fast with a clear error, and restarting both resumes exactly.
+"""
+
+import json
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from tests.training.multi_worker_script import EPOCHS, STEPS_PER_EPOCH
+from tests.training.processes import Script
+
+TOTAL_STEPS = EPOCHS * STEPS_PER_EPOCH
+PEER_FAILURE_SECONDS = 60  # measured: about 7 s (heartbeat timeout) on 2 shared cores
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def start_workers(checkpoint_dir, output_dir, env_by_worker=({}, {})) -> list[Script]:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    return [
+        Script(
+            "multi_worker_script.py",
+            checkpoint_dir,
+            output_dir,
+            env={
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                ),
+                **env,
+            },
+        )
+        for index, env in enumerate(env_by_worker)
+    ]
+
+
+def finish_all(workers: list[Script]) -> None:
+    for index, worker in enumerate(workers):
+        assert worker.finish(timeout=180) == 0, f"worker {index}:\n{worker.output}"
+
+
+def load(path) -> dict:
+    saved = np.load(path)
+    return {
+        "weights": [saved[f"arr_{index}"] for index in range(len(saved.files) - 2)],
+        "iterations": int(saved["iterations"]),
+        "history": json.loads(str(saved["history"])),
+    }
+
+
+def assert_same_weights(first: dict, second: dict) -> None:
+    assert len(first["weights"]) == len(second["weights"]) == 4
+    for got, want in zip(first["weights"], second["weights"], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The output folder of one two-worker run that nothing interrupts."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    finish_all(start_workers(root / "checkpoints", root / "output"))
+    return root
+
+
+@pytest.mark.slow
+def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(uninterrupted):
+    output, checkpoints = uninterrupted / "output", uninterrupted / "checkpoints"
+    chief, worker = load(output / "worker-0.npz"), load(output / "worker-1.npz")
+    assert chief["iterations"] == worker["iterations"] == TOTAL_STEPS
+    assert_same_weights(chief, worker)
+    assert chief["history"] == worker["history"]
+    assert chief["history"]["loss"][-1] < chief["history"]["loss"][0]
+    assert (output / "export.npz").exists()  # written by the chief alone (is_chief)
+
+    chief_writes = (output / "writes-0.txt").read_text().split()
+    worker_writes = (output / "writes-1.txt").read_text().split()
+    assert len(chief_writes) == len(worker_writes) > 0  # every worker joins every save
+    assert all(path.startswith(f"{checkpoints}/ckpt-") for path in chief_writes)
+    assert not any(path.startswith(str(checkpoints)) for path in worker_writes)
+    assert all("workertemp_" in path for path in worker_writes)
+    last = len(chief_writes)
+    assert sorted(path.name for path in checkpoints.iterdir()) == [
+        "checkpoint",
+        f"ckpt-{last - 1}.data-00000-of-00001",
+        f"ckpt-{last - 1}.index",
+        f"ckpt-{last}.data-00000-of-00001",
+        f"ckpt-{last}.index",
+    ]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_peer_fast_and_both_resume_exactly(uninterrupted, tmp_path):
+    checkpoints, output = tmp_path / "checkpoints", tmp_path / "output"
+    kill_step = STEPS_PER_EPOCH + 3  # the last checkpoint is 2 batches into epoch 2
+    chief, worker = start_workers(checkpoints, output, ({}, {"PAUSE_AT_STEP": str(kill_step)}))
+    worker.wait_for(f"paused at step {kill_step}")
+    killed_at = time.monotonic()
+    worker.kill()
+    assert chief.finish(timeout=PEER_FAILURE_SECONDS) != 0
+    assert time.monotonic() - killed_at < PEER_FAILURE_SECONDS
+    assert "WorkerFailedError: a peer worker failed or became unreachable" in chief.output
+    assert f"after global step {kill_step} (epoch 2, batch 3)" in chief.output
+
+    restarted = start_workers(checkpoints, output)
+    finish_all(restarted)
+    for script in restarted:
+        assert "epoch 2, 2 batch(es) into it, global step 8." in script.output
+    expected = load(uninterrupted / "output" / "worker-0.npz")
+    for index in range(2):
+        resumed = load(output / f"worker-{index}.npz")
+        assert resumed["iterations"] == TOTAL_STEPS
+        assert_same_weights(resumed, expected)
+        assert resumed["history"] == expected["history"]

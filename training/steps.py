@@ -1,0 +1,116 @@
+"""The compiled step functions of `training.loop.Trainer`: train, test, metric reads.
+
+Each step runs under `strategy.run` as Keras' own `train_step` does: the model's
+`compute_loss` (compiled losses plus `model.losses`, already scaled by 1/replicas under
+a strategy), `optimizer.scale_loss` (loss scaling under mixed precision), gradients
+applied by `optimizer.apply_gradients` (which sums them over replicas), then the
+compiled metrics via `model.compute_metrics`. The loss of an epoch is tracked by the
+trainer's own mean, weighted by batch size like Keras' loss tracker, so that it equals
+`fit`'s epoch loss. Metric results are read outside the replicas, where the
+SUM-aggregated accumulators add up every replica's part.
+"""
+
+import keras
+import tensorflow as tf
+
+
+class StepFunctions:
+    """Builds the model's state for a dataset's batches and compiles the steps.
+
+    Args:
+        model: compiled inside `strategy.scope()`.
+        strategy: the strategy of the model.
+        element_spec: the training dataset's element_spec: (x, y) or (x, y, sample_weight).
+    """
+
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, element_spec):
+        self.model = model
+        self.strategy = strategy
+        with strategy.scope():
+            # What fit() does first: creates the weights, the compiled metrics' and
+            # losses' state and the optimizer's slots, so that a checkpoint restores all
+            # of them before the first step (Keras has no public method for it).
+            model._symbolic_build(data_batch=element_spec)
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.train = tf.function(self._train, reduce_retracing=True)
+        self.test = tf.function(self._test, reduce_retracing=True)
+        self.metric_results = tf.function(self._metric_results)
+        self.weights_finite = tf.function(self._weights_finite)
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        """The trainer's loss mean, then the model's metrics (less its own unused loss mean)."""
+        return [self.loss_tracker] + [m for m in self.model.metrics if m.name != "loss"]
+
+    def checkpoint_objects(self) -> dict:
+        """What exact resume restores besides the run's counters."""
+        return {
+            "model": self.model,
+            # Explicitly: TF's object graph does not reach the variables of a Keras 3
+            # functional model's nested layers (only the optimizer's trainable ones were
+            # saved, so batch-norm statistics came back at their initial values).
+            "model_variables": list(self.model.variables),
+            "optimizer": self.model.optimizer,
+            "metrics": [variable for metric in self.metrics for variable in metric.variables],
+        }
+
+    def reset_metrics(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def _update_metrics(self, x, y, y_pred, sample_weight, loss) -> None:
+        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
+        # The loss of one replica's batch, unscaled from 1/replicas, weighted by its size.
+        self.loss_tracker.update_state(
+            loss * self.strategy.num_replicas_in_sync, sample_weight=batch_size
+        )
+        self.model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _replica_train(self, data):
+        model = self.model
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            scaled_loss = model.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        self._update_metrics(x, y, y_pred, sample_weight, loss)
+        return loss
+
+    def _replica_test(self, data):
+        model = self.model
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = model(x, training=False)
+        loss = model.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+        )
+        self._update_metrics(x, y, y_pred, sample_weight, loss)
+
+    def _train(self, data):
+        """One step on a distributed batch -> (the step's global loss, the epoch's logs)."""
+        losses = self.strategy.run(self._replica_train, args=(data,))
+        loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+        return loss, self._metric_results()
+
+    def _test(self, data):
+        self.strategy.run(self._replica_test, args=(data,))
+
+    def _metric_results(self) -> dict:
+        results = {}
+        for metric in self.metrics:
+            result = metric.result()
+            results.update(result if isinstance(result, dict) else {metric.name: result})
+        return results
+
+    def _weights_finite(self):
+        checks = [
+            tf.reduce_all(tf.math.is_finite(variable))
+            for variable in self.model.weights
+            if variable.dtype.startswith("float") or variable.dtype.startswith("bfloat")
+        ]
+        return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
