@@ -6,7 +6,6 @@ python train.py --model show_and_tell            # built-in shapes data, then ex
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -131,7 +130,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the same --seed gives the same data order and the same training run "
         "(slower input pipeline)",
     )
-    parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
+    parser.add_argument(
+        "--strategy",
+        default="auto",
+        choices=STRATEGIES,
+        help="auto: tpu when a TPU is found, multi_worker when TF_CONFIG names several "
+        "workers, mirrored with 2+ GPUs, else default",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="mixed_float16 on GPU, mixed_bfloat16 on TPU and CPU (losses, softmax and "
+        "outputs stay float32)",
+    )
+    parser.add_argument(
+        "--scale-learning-rate",
+        action="store_true",
+        help="multiply the learning rate by the number of replicas (linear scaling)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        help="checkpoint here (model, optimizer, epoch, step, data position) and resume "
+        "from the last checkpoint when the same command runs again",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="also checkpoint every N steps (default: at each epoch end only)",
+    )
     parser.add_argument("--export-dir", help="default: saved_models/<model>")
     parser.add_argument("--no-export", action="store_true", help="train and evaluate only")
     parser.add_argument("--logdir", help="write TensorBoard logs here")
@@ -139,10 +165,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.list_models and not args.model:
         parser.error("--model is required (or --list-models)")
-    for flag in ("epochs", "batch_size", "image_size", "sequence_length", "beam_size"):
+    for flag in (
+        "epochs",
+        "batch_size",
+        "image_size",
+        "sequence_length",
+        "beam_size",
+        "checkpoint_every",
+    ):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.checkpoint_every and not args.checkpoint_dir:
+        parser.error("--checkpoint-every needs --checkpoint-dir")
     if args.sequence_length < 3:
         parser.error(f"--sequence-length must be >= 3, got {args.sequence_length}")
     return args
@@ -231,9 +266,25 @@ def run(args: argparse.Namespace) -> dict:
     from serving.export import export_saved_model
     from tasks import get_task
     from tasks.options import TaskOptions
-    from training.strategy import make_strategy
+    from training.data_sharding import shard_policy_for, with_shard_policy
+    from training.loop import Trainer
+    from training.mixed_precision import enable_mixed_precision
+    from training.strategy import (
+        describe,
+        make_strategy,
+        scaled_learning_rate,
+        tf_config,
+        worker_count,
+    )
     from training.timing import TrainingTimer
 
+    # First: MultiWorkerMirroredStrategy must exist before any TensorFlow op runs.
+    strategy = make_strategy(args.strategy)
+    if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        raise ValueError(
+            "--strategy parameter_server: Keras 3 models cannot train under "
+            "ParameterServerStrategy (keras-team/keras#18624); use multi_worker instead."
+        )
     spec = get_model_spec(args.model)
     task = get_task(spec.task)
     model_options = builder_options(args)
@@ -280,43 +331,54 @@ def run(args: argparse.Namespace) -> dict:
     if args.word_vectors:
         model_options.update(word_vector_options(args.word_vectors, vocabulary, args.seed))
 
-    strategy = make_strategy(args.strategy)
-    print(
-        f"strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s), "
-        f"{options.batch_size // strategy.num_replicas_in_sync} examples per replica"
+    print(describe(strategy, options.batch_size))
+    if args.mixed_precision:
+        print(f"mixed precision: {enable_mixed_precision(strategy)}")
+    replicas = strategy.num_replicas_in_sync
+    learning_rate = scaled_learning_rate(
+        settings["learning_rate"], replicas, args.scale_learning_rate
     )
+    if learning_rate != settings["learning_rate"]:
+        print(f"learning rate: {learning_rate:g} ({settings['learning_rate']:g} x {replicas})")
     with strategy.scope():
         model = build_model(spec, task.model_arguments(vocabulary, options), model_options)
-        task.compile_model(model, settings["learning_rate"], options)
+        task.compile_model(model, learning_rate, options)
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    workers = worker_count(tf_config()) if multi_worker else 1
     # An image that passed the header checks but fails to decode is dropped alone,
     # counted and named at the end of each epoch (or stops the run under "error").
     decode_reports = []
     input_data = {}
     for split, training in (("train", True), ("val", False)):
         log = DecodeErrorLog(index_key="row")
-        input_data[split] = task.make_dataset(
+        dataset = task.make_dataset(
             splits[split], vocabulary, options, training=training, decode_errors=log
         )
+        if workers > 1:  # each worker reads whole TFRecord shards (FILE) or every Nth row
+            policy = shard_policy_for(splits[split], num_workers=workers)
+            dataset = with_shard_policy(dataset, policy)
+        input_data[split] = dataset
         label = "training" if training else "validation"
         decode_reports.append(ReportDecodeErrors(log, label, on_bad_example=args.on_bad_example))
 
     timer = TrainingTimer()
-    callbacks = [timer, keras.callbacks.TerminateOnNaN(), *decode_reports]
+    callbacks = [timer, *decode_reports, keras.callbacks.ProgbarLogger()]
     if args.logdir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=args.logdir))
-    history = model.fit(
-        input_data["train"],
-        validation_data=input_data["val"],
-        epochs=int(settings["epochs"]),
+    # Our loop, not fit(): it runs under every strategy (fit fails under multi_worker),
+    # resumes exactly from --checkpoint-dir, and stops on a non-finite loss naming the
+    # step before any checkpoint or export holds such weights (shared/UPSTREAM.md).
+    trainer = Trainer(
+        model,
+        strategy,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=args.checkpoint_every,
         callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles
+    )
+    history = trainer.fit(
+        input_data["train"], int(settings["epochs"]), validation_data=input_data["val"]
     )
     print(f"training took {timer.seconds:.1f} s ({timer.steps} steps)")
-    last_loss = history.history.get("loss", [float("nan")])[-1]
-    if model.stop_training and not math.isfinite(last_loss):
-        # TerminateOnNaN stops fit() but fit() returns normally (shared/UPSTREAM.md):
-        # never evaluate or export NaN weights.
-        raise ValueError(f"training stopped: the loss became {last_loss} at step {timer.steps}")
 
     started = time.perf_counter()
     result = task.evaluate(model, splits["test"], vocabulary, splits["train"], options)
@@ -341,13 +403,14 @@ def run(args: argparse.Namespace) -> dict:
         "baseline": result.baseline,
         "baseline_name": result.baseline_name,
         "training_seconds": round(timer.seconds, 1),
-        "training_loss": [round(loss, 5) for loss in history.history.get("loss", [])],
+        "training_loss": [round(loss, 5) for loss in history.get("loss", [])],
         "evaluation_seconds": round(evaluation_seconds, 1),
         "settings": {**vars(args), **settings, "image_size": options.image_size},
         "vocabulary_size": vocabulary.size,
         "git_commit": git_commit(),
     }
-    if not args.no_export:
+    # Under multi_worker every worker trains and evaluates; only the chief exports.
+    if not args.no_export and trainer.is_chief:
         from serving.model_card import build_model_card
         from serving.warmup import first_example_inputs
 
