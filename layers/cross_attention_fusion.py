@@ -44,7 +44,8 @@ class CrossAttentionFusion(layers.Layer):
         training: whether dropout runs.
 
     Returns:
-        A tuple (image_regions [B, N, C], text_sequence [B, T, C]).
+        A tuple (image_regions [B, N, C], text_sequence [B, T, C]), float32 under
+        mixed precision too: the residual streams stay float32.
 
     Example:
         >>> block = CrossAttentionFusion(num_heads=2, key_dim=8, feed_forward_dim=32)
@@ -169,6 +170,10 @@ class CrossAttentionFusion(layers.Layer):
     def call(self, image_regions, text_sequence, text_mask=None, training=None):
         if text_mask is not None:
             text_mask = keras.ops.cast(text_mask, "bool")
+        # The residual streams stay float32 under mixed precision: a LayerScale-sized
+        # update is below half a bfloat16 step of the residual and would round away.
+        image_regions = keras.ops.cast(image_regions, "float32")
+        text_sequence = keras.ops.cast(text_sequence, "float32")
         image_normed = self.image_attention_norm(image_regions)
         text_normed = self.text_attention_norm(text_sequence)
         image_attended = self.image_attention(
@@ -181,7 +186,7 @@ class CrossAttentionFusion(layers.Layer):
         text_update = self._feed_forward(text, "text")
         image = self._residual(image, image_update, "image_feed_forward", training)
         text = self._residual(text, text_update, "text_feed_forward", training)
-        return image, text
+        return image, text  # float32: cast to bfloat16, the updates would round away here
 
     def _feed_forward(self, inputs, modality):
         hidden = getattr(self, f"{modality}_feed_forward")(
@@ -191,10 +196,10 @@ class CrossAttentionFusion(layers.Layer):
         return output + getattr(self, f"{modality}_feed_forward_bias")
 
     def _residual(self, residual, update, branch, training):
-        update = keras.ops.cast(update, residual.dtype)
+        update = keras.ops.cast(self.dropout_layer(update, training=training), "float32")
         if self.layer_scales[branch] is not None:
-            update = update * keras.ops.cast(self.layer_scales[branch], residual.dtype)
-        return residual + self.dropout_layer(update, training=training)
+            update = update * keras.ops.cast(self.layer_scales[branch], "float32")
+        return residual + update
 
     def compute_output_shape(self, image_regions_shape, text_sequence_shape):
         return tuple(image_regions_shape), tuple(text_sequence_shape)

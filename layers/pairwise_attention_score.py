@@ -7,6 +7,11 @@ from layers.attention_fusion import AttentionFusion
 from layers.learned_temperature import add_logit_scale, apply_logit_scale
 
 
+def unit_float32(vectors):
+    """L2-normalised along the last axis, computed in float32."""
+    return keras.ops.normalize(keras.ops.cast(vectors, "float32"), axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="mmzoo")
 class PairwiseAttentionScore(layers.Layer):
     """Cross-modal similarity: each text attends over each image's regions.
@@ -80,25 +85,25 @@ class PairwiseAttentionScore(layers.Layer):
         attention = self.attention
         image_keys = attention.image_attention(image_regions)  # [Bi, N, A]
         text_query = attention.text_attention(text_features)  # [Bt, A]
-        texts = keras.ops.cast(
-            keras.ops.normalize(self.text_projection(text_features), axis=-1), "float32"
-        )
+        # Normalise in float32: in bfloat16 the norms come out 1 +- 0.005 (a logit at the
+        # largest scale), and in float16 the epsilon clamp overflows.
+        texts = unit_float32(self.text_projection(text_features))
         if aligned:
             hidden = keras.ops.tanh(image_keys + text_query[:, None, :])  # [B, N, A]
             weights = keras.ops.softmax(keras.ops.squeeze(attention.score(hidden), -1), axis=-1)
             pooled = keras.ops.einsum(
                 "bn,bnc->bc", keras.ops.cast(weights, image_regions.dtype), image_regions
             )
-            images = keras.ops.normalize(self.image_projection(pooled), axis=-1)
-            scores = keras.ops.sum(keras.ops.cast(images, "float32") * texts, axis=-1)
+            images = unit_float32(self.image_projection(pooled))
+            scores = keras.ops.sum(images * texts, axis=-1)
         else:
             hidden = keras.ops.tanh(image_keys[:, None] + text_query[None, :, None, :])
             weights = keras.ops.softmax(keras.ops.squeeze(attention.score(hidden), -1), axis=-1)
             pooled = keras.ops.einsum(
                 "ijn,inc->ijc", keras.ops.cast(weights, image_regions.dtype), image_regions
             )
-            images = keras.ops.normalize(self.image_projection(pooled), axis=-1)
-            scores = keras.ops.einsum("ije,je->ij", keras.ops.cast(images, "float32"), texts)
+            images = unit_float32(self.image_projection(pooled))
+            scores = keras.ops.einsum("ije,je->ij", images, texts)
         if self.logit_scale is None:
             return scores
         return apply_logit_scale(self.logit_scale, self.max_scale, scores)
