@@ -127,7 +127,7 @@ def test_an_image_that_fails_to_decode_in_training_is_named_by_the_policy(tmp_pa
 @pytest.mark.slow
 def test_deterministic_runs_with_one_seed_train_the_same_model(tiny_shapes_world, tmp_path):
     env = {"MMZOO_DATA_DIR": str(tiny_shapes_world.parent)}
-    flags = ["--model", "fusion_classifier", "--dataset", "shapes:48,8,8", "--epochs", "2"]
+    flags = ["--model", "fusion_classifier", "--dataset", "shapes:48,8,8", "--epochs", "1"]
     flags += ["--batch-size", "8", "--image-size", "32", "--augment", "on", "--deterministic"]
     metrics = []
     for run in range(2):

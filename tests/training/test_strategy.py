@@ -159,7 +159,11 @@ def test_auto_follows_a_tf_config_cluster(chosen, monkeypatch, tasks, expected):
     assert make_strategy("auto") == expected
 
 
-@pytest.mark.parametrize("config", [None, cluster_config(worker=1), cluster_config(chief=1)])
+@pytest.mark.parametrize(
+    "config",
+    [None, cluster_config(worker=1), cluster_config(chief=1)],
+    ids=["no_tf_config", "one_worker", "one_chief"],  # the ports differ between collections
+)
 def test_auto_without_a_cluster_tpu_or_gpus_is_the_default_strategy(chosen, monkeypatch, config):
     if config is not None:
         monkeypatch.setenv("TF_CONFIG", config)
@@ -168,7 +172,11 @@ def test_auto_without_a_cluster_tpu_or_gpus_is_the_default_strategy(chosen, monk
     assert make_strategy("auto") is tf.distribute.get_strategy()
 
 
-@pytest.mark.parametrize("config, tries_local", [(None, True), (cluster_config(worker=2), False)])
+@pytest.mark.parametrize(
+    "config, tries_local",
+    [(None, True), (cluster_config(worker=2), False)],
+    ids=["no_tf_config", "two_workers"],
+)
 def test_auto_tries_local_chips_only_outside_a_cluster(chosen, monkeypatch, config, tries_local):
     """Initialising absent chips starts TF's runtime, which would stop a multi-worker strategy."""
     if config is not None:
