@@ -16,11 +16,12 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 run: $(VENV)/.installed
 	$(PY) train.py --model $(MODEL)
 
-# Lint, then the whole test suite (slow tests included).
+# Lint, then the whole test suite (slow tests included), on two processes: most of a test's
+# time is single-threaded tracing and subprocess start-up, so the two cores overlap them.
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -81,9 +81,13 @@ def test_a_published_dual_encoder_image_tower_fine_tunes_in_fusion_classifier(
     published = tmp_path / "hub" / "image_encoder"
     assert f"--image-encoder hub:{published}" in printed
 
-    # Adam is the optimizer that keras.layers.TFSMLayer cannot fine-tune with.
+    # The label follows from the image's colour alone, so the loss shows the image encoder
+    # learning. Adam is the optimizer that keras.layers.TFSMLayer cannot fine-tune with.
+    data = colour_statements(tmp_path, rows=64, decided_by="image")
     run_command(
-        "train.py", "--model", "fusion_classifier", *DATA, "--epochs", "3",
+        "train.py", "--model", "fusion_classifier", "--dataset", str(data),
+        "--val-dataset", str(data), "--batch-size", "8", "--epochs", "4",
+        "--learning-rate", "3e-4",
         "--image-encoder", f"hub:{published}", "--export-dir", str(tmp_path / "fusion"),
         world=tiny_shapes_world,
     )  # fmt: skip
@@ -91,7 +95,7 @@ def test_a_published_dual_encoder_image_tower_fine_tunes_in_fusion_classifier(
     summary = export_summary(version_dir)
     assert summary["settings"]["image_size"] == 32  # read from the module's signature
     losses = summary["training_loss"]
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert losses[-1] < 0.5 * losses[0], losses
 
     model = keras.saving.load_model(version_dir / "assets.extra" / "model.keras")
     (backbone,) = hub_layers(model)
@@ -99,25 +103,31 @@ def test_a_published_dual_encoder_image_tower_fine_tunes_in_fusion_classifier(
     assert len(backbone.trainable_weights) == len(original) > 0
     assert unchanged(backbone.trainable_weights, original) == [], "every variable is fine-tuned"
 
-    served = served_label(version_dir, next(tiny_shapes_world.rglob("*.jpg")), "red", tmp_path)
-    assert len(served) == 2 and set(served) <= {"match", "mismatch"}
+    served = served_label(version_dir, tmp_path / "0.png", "a red circle", tmp_path)
+    assert len(served) == 2 and set(served) <= {"warm", "cool"}
 
 
-def colour_statements(folder: Path, rows: int = 64) -> Path:
-    """A JSONL classification set whose label follows from the text alone ("warm" or
-    "cool" colour), so a text encoder that learns shows it in the loss."""
+def colour_statements(folder: Path, rows: int = 64, decided_by: str = "text") -> Path:
+    """A JSONL classification set whose label ("warm" or "cool" colour) follows from the
+    text alone or from the image alone, so an encoder that learns shows it in the loss."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
     colours = {"red": "warm", "orange": "warm", "yellow": "warm", "blue": "cool", "green": "cool"}
+    pixels = {"red": (220, 30, 30), "orange": (240, 140, 20), "yellow": (230, 220, 40)}
+    pixels |= {"blue": (30, 60, 220), "green": (40, 180, 60)}
     lines = []
     for index in range(rows):
-        colour = rng.choice(sorted(colours))
+        said, shown = rng.choice(sorted(colours), size=2)
+        colour = said if decided_by == "text" else shown
+        if decided_by == "text":
+            image = rng.integers(0, 255, (16, 16, 3)).astype("uint8")
+        else:
+            noise = rng.integers(-25, 25, (16, 16, 3))
+            image = np.clip(np.array(pixels[shown]) + noise, 0, 255).astype("uint8")
+        Image.fromarray(image).save(folder / f"{index}.png")
         shape = rng.choice(["circle", "square", "triangle"])
-        Image.new("RGB", (16, 16), tuple(int(v) for v in rng.integers(0, 255, 3))).save(
-            folder / f"{index}.png"
-        )
-        text = f"a {rng.choice(['small', 'large'])} {colour} {shape}"
+        text = f"a {rng.choice(['small', 'large'])} {said} {shape}"
         lines.append(json.dumps({"image": f"{index}.png", "text": text, "label": colours[colour]}))
     (folder / "statements.jsonl").write_text("\n".join(lines))
     return folder / "statements.jsonl"
