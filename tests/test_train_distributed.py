@@ -1,19 +1,12 @@
 """train.py under tf.distribute across processes, and resuming from --checkpoint-dir."""
 
 import json
-import socket
 
 import pytest
 
-from tests.training.processes import Script
+from tests.training.processes import Script, free_ports
 
 TINY = ["--dataset", "shapes:48,8,8", "--epochs", "1", "--batch-size", "8", "--image-size", "32"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def metrics_table(output: str) -> str:
@@ -23,7 +16,7 @@ def metrics_table(output: str) -> str:
 
 @pytest.mark.slow
 def test_two_workers_train_together_and_only_the_chief_exports(tiny_shapes_world, tmp_path):
-    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     flags = ["--model", "image_only", *TINY, "--strategy", "multi_worker"]
     flags += ["--checkpoint-dir", str(tmp_path / "checkpoints")]
     flags += ["--export-dir", str(tmp_path / "export")]

@@ -4,27 +4,16 @@ makes its peer fail fast with a clear error, and restarting both resumes exactly
 """
 
 import json
-import socket
 import time
 
 import numpy as np
 import pytest
 
 from tests.training.multi_worker_script import EPOCHS, STEPS_PER_EPOCH
-from tests.training.processes import Script
+from tests.training.processes import Script, free_ports
 
 TOTAL_STEPS = EPOCHS * STEPS_PER_EPOCH
 PEER_FAILURE_SECONDS = 60  # measured: about 7 s (heartbeat timeout) on 2 shared cores
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def start_workers(checkpoint_dir, output_dir, env_by_worker=({}, {})) -> list[Script]:

@@ -6,7 +6,6 @@ change process-wide TensorFlow state, so they run in subprocesses.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from tests.training.processes import free_ports
 from training import strategy as strategy_module
 from training.strategy import (
     STRATEGIES,
@@ -28,16 +28,6 @@ from training.strategy import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("localhost", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def cluster_config(task_type="worker", index=0, **tasks) -> str:
