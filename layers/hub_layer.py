@@ -117,6 +117,12 @@ class HubLayer(keras.layers.Layer):
         trainable: bool = False,
         **kwargs,
     ):
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                f"Hub handle {handle!r}: a hub encoder runs a TensorFlow SavedModel and needs "
+                f"KERAS_BACKEND=tensorflow; this process runs Keras on "
+                f"{keras.backend.backend()!r}. Use a built-in encoder (e.g. small_cnn, lstm) there."
+            )
         kwargs.setdefault("dtype", "float32")
         kwargs.setdefault("autocast", False)
         super().__init__(trainable=trainable, **kwargs)
