@@ -11,8 +11,11 @@ new checkpoint's files completely, then replaces the `checkpoint` pointer file b
 atomic rename, and only then deletes the oldest checkpoint. A kill before the rename
 leaves the pointer on the previous, complete checkpoint (the new files are orphans
 that the next save of the same number overwrites); checked by a SIGKILL inside the
-save in tests/training/test_resume.py. Checkpoints are numbered by a counter of saves
-kept in the state, so a number is never reused for different contents.
+save in tests/training/test_resume.py and, through train.py, in
+tests/training/test_train_kill_resume.py (`MMZOO_TEST_PAUSE=save:N`, see
+training/pause_points.py, stops save N right there: its files written, the pointer
+not). Checkpoints are numbered by a counter of saves kept in the state, so a number
+is never reused for different contents.
 
 Under MultiWorkerMirroredStrategy every worker saves (reading the distributed
 variables takes collectives that all workers join), but only the chief writes to
@@ -26,6 +29,8 @@ import shutil
 import tempfile
 
 import tensorflow as tf
+
+from training.pause_points import pause_if_requested, requested
 
 CHECKPOINT_NAME = "ckpt"
 STATE_FIELDS = (
@@ -173,6 +178,11 @@ class TrainingCheckpoint:
     def save(self, number: int) -> str:
         """Writes checkpoint `number`; returns where (a temporary path off the chief)."""
         if self.chief:
+            if requested("save", number):
+                # What a kill inside CheckpointManager.save leaves: the files of
+                # checkpoint `number` complete, the `checkpoint` pointer not yet on them.
+                self._root.write(f"{self.directory}/{CHECKPOINT_NAME}-{number}")
+                pause_if_requested("save", number, f"in save {number}")
             return self._manager.save(checkpoint_number=number)
         scratch = tempfile.mkdtemp(prefix="workertemp_")
         try:

@@ -12,11 +12,12 @@ Reductions. `model.compute_loss` already scales each replica's loss by 1/replica
 the optimizer sums over replicas are those of the global mean, and the sum of the
 replicas' losses is the step's loss. Metric accumulators are SUM-aggregated on-read
 variables: reading them outside the replicas sums every replica, so the epoch's and the
-validation metrics equal single-device ones at the same global batch. Two Keras
-behaviours (as in `fit`) break that equality under a strategy: `clipnorm` clips each
-replica's gradients before they are summed (measured: 13% loss difference with
-clipnorm=0.01 over two replicas), and a "mean_with_sample_weight" loss divides by each
-replica's own weight sum.
+validation metrics equal single-device ones at the same global batch. Keras
+optimizers clip (`clipnorm`, `global_clipnorm`, `clipvalue`) each replica's gradients
+before they are summed (as in `fit`: measured 13% loss difference with clipnorm=0.01
+over two replicas); the step clips the summed gradient instead (training/steps.py), so
+clipping acts as on one device. One Keras behaviour still breaks the equality: a
+"mean_with_sample_weight" loss divides by each replica's own weight sum.
 
 Where the training data resumes. Each epoch iterates the dataset anew (a fresh
 iterator; one pass, or `steps_per_epoch` batches). A dataset that reshuffles each
@@ -48,6 +49,7 @@ import keras
 import tensorflow as tf
 
 from training.checkpoints import TrainingCheckpoint, TrainingState, is_chief
+from training.pause_points import pause_if_requested
 from training.steps import StepFunctions
 
 PEER_FAILURES = (
@@ -173,13 +175,19 @@ class Trainer:
             if self._resume():
                 return {name: list(values) for name, values in self.state.history.items()}
             self._train(train_dataset, validation_data)
+            pause_if_requested("trained", marker="after training")
         except PEER_FAILURES as error:
             if not self.multi_worker:
                 raise
+            if self.checkpoint_dir is None:
+                resume = "; no checkpoint directory, so a restart trains from the start"
+            else:
+                resume = f" to resume from the last checkpoint in {self.checkpoint_dir}"
             raise WorkerFailedError(
-                f"a peer worker failed or became unreachable after global step "
-                f"{self.state.global_step} ({self.state.position()}); restart all workers "
-                "to resume from the last checkpoint. "
+                f"a peer worker failed or became unreachable "
+                f"({lost_peers(error.message, self.strategy.cluster_resolver)}) after global "
+                f"step {self.state.global_step} ({self.state.position()}); restart all "
+                f"workers (the same command on each){resume}. "
                 f"{type(error).__name__}: {brief(error.message)}"
             ) from error
         return {name: list(values) for name, values in self.state.history.items()}
@@ -275,6 +283,7 @@ class Trainer:
             state.step_in_epoch += 1
             state.global_step += 1
             callbacks.on_train_batch_end(batch_index, to_floats(batch_logs))
+            pause_if_requested("step", state.global_step, f"at step {state.global_step}")
             if self.checkpoint_every and state.global_step % self.checkpoint_every == 0:
                 self._save()
             if self.model.stop_training:
@@ -318,6 +327,30 @@ class Trainer:
             return
         self.state.saves += 1
         self._checkpoint.save(self.state.saves)
+
+
+def lost_peers(message: str, cluster_resolver) -> str:
+    """The peer tasks a collective error names ("worker 1 at 127.0.0.1:2223"), else all peers.
+
+    TensorFlow's message names the unhealthy tasks as "/job:worker/replica:0/task:1".
+    """
+    cluster = cluster_resolver.cluster_spec()
+    own = (cluster_resolver.task_type, int(cluster_resolver.task_id))
+    peers = [
+        (job, index)
+        for job in cluster.jobs
+        for index in cluster.task_indices(job)
+        if (job, index) != own
+    ]
+    named = {
+        (job, int(index))
+        for job, index in re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", message)
+    }
+    lost = [peer for peer in peers if peer in named]
+    described = ", ".join(
+        f"{job} {index} at {cluster.task_address(job, index)}" for job, index in lost or peers
+    )
+    return described if lost else f"one of: {described}"
 
 
 def brief(message: str, limit: int = 400) -> str:

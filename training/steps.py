@@ -4,7 +4,10 @@ Each step runs under `strategy.run` as Keras' own `train_step` does: the model's
 `compute_loss` (compiled losses plus `model.losses`, already scaled by 1/replicas under
 a strategy), `optimizer.scale_loss` (loss scaling under mixed precision), gradients
 applied by `optimizer.apply_gradients` (which sums them over replicas), then the
-compiled metrics via `model.compute_metrics`. The loss of an epoch is tracked by the
+compiled metrics via `model.compute_metrics`. An optimizer that clips gradients
+would clip each replica's part before the sum; over two or more replicas the step sums
+them first, clips the sum as the optimizer would on one device, and hands each replica
+its share (one more all-reduce per step). The loss of an epoch is tracked by the
 trainer's own mean, weighted by batch size like Keras' loss tracker, so that it equals
 `fit`'s epoch loss. Metric results are read outside the replicas, where the
 SUM-aggregated accumulators add up every replica's part.
@@ -34,6 +37,9 @@ class StepFunctions:
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.clipping = clipping_settings(model.optimizer)
+        # One replica: the optimizer clips the whole gradient itself.
+        self.clip_after_all_reduce = bool(self.clipping) and strategy.num_replicas_in_sync > 1
         self.train = tf.function(self._train, reduce_retracing=True)
         self.test = tf.function(self._test, reduce_retracing=True)
         self.metric_results = tf.function(self._metric_results)
@@ -78,9 +84,33 @@ class StepFunctions:
             )
             scaled_loss = model.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, model.trainable_variables)
+        if self.clip_after_all_reduce:
+            gradients = self._all_reduced_clipped_share(gradients)
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         self._update_metrics(x, y, y_pred, sample_weight, loss)
         return loss
+
+    def _all_reduced_clipped_share(self, gradients: list) -> list:
+        """This replica's share of the clipped sum of every replica's gradients.
+
+        The optimizer would clip each replica's gradient before summing them; clipped
+        here, the sum is clipped as one device clips its gradient, and each replica
+        passes 1/replicas of it on, which the optimizer adds up again. Its own clipping
+        leaves these shares as they are: their norms and values are within the limits.
+        Gradients are of the scaled loss under loss scaling, so the limits are scaled.
+        """
+        replicas = self.strategy.num_replicas_in_sync
+        context = tf.distribute.get_replica_context()
+        present = [index for index, gradient in enumerate(gradients) if gradient is not None]
+        summed = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [gradients[index] for index in present]
+        )
+        scale = tf.cast(self.model.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+        clipped = clip_gradients(summed, self.clipping, scale)
+        shares = list(gradients)
+        for index, gradient in zip(present, clipped, strict=True):
+            shares[index] = map_values(gradient, lambda values: values / replicas)
+        return shares
 
     def _replica_test(self, data):
         model = self.model
@@ -114,3 +144,40 @@ class StepFunctions:
             if variable.dtype.startswith("float") or variable.dtype.startswith("bfloat")
         ]
         return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+
+CLIPPING_SETTINGS = ("clipnorm", "global_clipnorm", "clipvalue")
+
+
+def clipping_settings(optimizer: keras.optimizers.Optimizer) -> dict[str, float]:
+    """The optimizer's gradient clipping ({} for none); a loss scale wrapper's inner one's."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    settings = {name: getattr(optimizer, name, None) for name in CLIPPING_SETTINGS}
+    return {name: float(value) for name, value in settings.items() if value}
+
+
+def map_values(gradient, function):
+    """`function` of a dense gradient, or of an IndexedSlices gradient's values."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(function(gradient.values), gradient.indices, gradient.dense_shape)
+    return function(gradient)
+
+
+def clip_gradients(gradients: list, settings: dict[str, float], scale) -> list:
+    """Clips as Keras optimizers do (clipnorm per variable, global_clipnorm over all,
+    clipvalue per element), the limits multiplied by the loss scale `scale`."""
+    if "clipnorm" in settings:
+        limit = settings["clipnorm"] * scale
+        return [tf.clip_by_norm(gradient, tf.cast(limit, gradient.dtype)) for gradient in gradients]
+    if "global_clipnorm" in settings:
+        return tf.clip_by_global_norm(gradients, settings["global_clipnorm"] * scale)[0]
+    limit = settings["clipvalue"] * scale
+    return [
+        map_values(
+            gradient,
+            lambda values: tf.clip_by_value(
+                values, -tf.cast(limit, values.dtype), tf.cast(limit, values.dtype)
+            ),
+        )
+        for gradient in gradients
+    ]

@@ -1,6 +1,6 @@
 """Trains the tiny model on one device and under MirroredStrategy over two logical CPUs
-from the same weights on the same global batches; prints what tests/training/test_loop.py
-compares as one JSON line.
+from the same weights on the same global batches, without and with gradient clipping;
+prints what tests/training/test_loop.py compares as one JSON line.
 
 The logical devices must exist before TensorFlow initialises, hence a script.
 """
@@ -23,6 +23,7 @@ from training.loop import Trainer  # noqa: E402
 EPOCHS = 2
 TRAIN_EXAMPLES = 32  # batches of 8: 4 per replica
 VALIDATION_EXAMPLES = 21  # the last batch of 5 splits 3 + 2
+CLIPPING = {"clipnorm": 0.02, "global_clipnorm": 0.05}
 
 
 class RecordSteps(keras.callbacks.Callback):
@@ -43,9 +44,9 @@ def weights_of_the_class_balance():
     return np.where(labels == 0, 2.0, 0.5).astype("float32")
 
 
-def train(strategy: tf.distribute.Strategy, initial_weights) -> dict:
+def train(strategy: tf.distribute.Strategy, initial_weights, **optimizer_options) -> dict:
     with strategy.scope():
-        model = tiny_run.model()
+        model = tiny_run.model(**optimizer_options)
         model.set_weights(initial_weights)
     record = RecordSteps()
     history = Trainer(model, strategy, callbacks=[record]).fit(
@@ -77,6 +78,14 @@ def main() -> None:
         verbose=0,
         return_dict=True,
     )
+    # Clipping that acts at every step: the gradient norms here are 0.1 to 1.
+    clipped = {
+        setting: {
+            "single": train(tf.distribute.get_strategy(), initial_weights, **{setting: limit}),
+            "mirrored": train(mirrored_strategy, initial_weights, **{setting: limit}),
+        }
+        for setting, limit in CLIPPING.items()
+    }
     print(
         json.dumps(
             {
@@ -84,6 +93,13 @@ def main() -> None:
                 "single": {key: single[key] for key in ("history", "losses", "weights")},
                 "mirrored": {key: mirrored[key] for key in ("history", "losses", "weights")},
                 "evaluation": evaluation,
+                "clipped": {
+                    setting: {
+                        run: {key: runs[run][key] for key in ("losses", "weights")}
+                        for run in ("single", "mirrored")
+                    }
+                    for setting, runs in clipped.items()
+                },
             }
         )
     )
