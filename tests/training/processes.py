@@ -1,5 +1,6 @@
 """Runs the trainer test scripts in subprocesses and SIGKILLs them at printed markers."""
 
+import json
 import os
 import queue
 import signal
@@ -93,3 +94,16 @@ def free_ports(count: int) -> list[int]:
     for sock in sockets:
         sock.close()
     return ports
+
+
+def script_json(name: str, *args, timeout: float = 300) -> dict:
+    """Runs the test script `name` in tests/training to its end; returns its last line's JSON."""
+    completed = subprocess.run(
+        [sys.executable, str(HERE / name), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])

@@ -2,8 +2,6 @@
 callbacks, the "training done" marker and in-process exact resume."""
 
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -12,7 +10,7 @@ import tensorflow as tf
 
 from datasets.decode_errors import DecodeErrorLog, ReportDecodeErrors
 from tests.training import tiny_run
-from tests.training.processes import HERE, ROOT
+from tests.training.processes import script_json
 from training.loop import Trainer
 from training.timing import TrainingTimer
 
@@ -81,15 +79,7 @@ def test_sample_weights_change_the_loss():
 
 @pytest.mark.slow
 def test_mirrored_over_two_devices_matches_one_device_step_by_step():
-    completed = subprocess.run(
-        [sys.executable, str(HERE / "mirrored_script.py")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = script_json("mirrored_script.py")
     single, mirrored = result["single"], result["mirrored"]
     assert result["replicas"] == 2
     # Tolerance: float32 sums in another order; measured 2e-7 (loss) and 6e-8 (weights).

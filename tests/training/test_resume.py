@@ -15,27 +15,11 @@ import re
 import numpy as np
 import pytest
 
+from tests.training.checkpoint_files import recorded_checkpoint, save_steps
 from tests.training.processes import Script
 from tests.training.resume_script import CHECKPOINT_EVERY, EPOCHS, STEPS_PER_EPOCH
 
 TOTAL_STEPS = EPOCHS * STEPS_PER_EPOCH
-
-
-def save_steps() -> list[int]:
-    """The global step of each save, in order (save number i is at index i - 1)."""
-    steps = []
-    for step in range(1, TOTAL_STEPS + 1):
-        if step % CHECKPOINT_EVERY == 0:
-            steps.append(step)
-        if step % STEPS_PER_EPOCH == 0:
-            steps.append(step)
-    return steps
-
-
-def recorded_checkpoint(checkpoint_dir) -> int:
-    """The number of the checkpoint that the `checkpoint` pointer file names."""
-    text = (checkpoint_dir / "checkpoint").read_text()
-    return int(re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', text, re.M).group(1))
 
 
 def trained_steps(script: Script) -> list[int]:
@@ -62,7 +46,7 @@ def load(path) -> dict:
 @pytest.mark.slow
 def test_killed_and_restarted_run_ends_as_the_uninterrupted_one(tmp_path):
     rng = random.Random(20240607)
-    saves = save_steps()
+    saves = save_steps(EPOCHS, STEPS_PER_EPOCH, CHECKPOINT_EVERY)
     reference = Script("resume_script.py", tmp_path / "reference_checkpoints", tmp_path / "ref.npz")
     assert reference.finish() == 0, reference.output
 

@@ -1,0 +1,78 @@
+"""Trains every registered model for a few steps under MirroredStrategy over two logical
+CPUs with the zoo's own data pipeline and compile settings; prints one JSON line that
+tests/training/test_every_model_mirrored.py checks.
+
+python tests/training/every_model_script.py SHAPES_WORLD_DIR
+
+The logical devices must exist before TensorFlow initialises, hence a script (one for
+every model: a process start and the import of TensorFlow take most of the time).
+"""
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from models.registry import get_model_spec, model_names  # noqa: E402
+from tasks import get_task  # noqa: E402
+from tasks.options import TaskOptions  # noqa: E402
+from tests.models.test_registry_models import shapes_split  # noqa: E402
+from training.loop import Trainer  # noqa: E402
+
+STEPS = 2
+OPTIONS = TaskOptions(image_size=32, batch_size=8, sequence_length=12, beam_size=2, seed=0)
+
+
+def train(name: str, strategy: tf.distribute.Strategy, world: Path) -> dict:
+    """A few steps of `name` at its default learning rate; what moved and what is finite."""
+    keras.utils.set_random_seed(0)
+    spec = get_model_spec(name)
+    task = get_task(spec.task)
+    examples = shapes_split(spec.task, world)
+    vocabulary = task.build_vocabulary(examples, OPTIONS)
+    with strategy.scope():
+        model = spec.builder(**task.model_arguments(vocabulary, OPTIONS))
+        task.compile_model(model, spec.training_defaults["learning_rate"], OPTIONS)
+    dataset = task.make_dataset(examples, vocabulary, OPTIONS, training=True).take(STEPS)
+    before = [variable.numpy() for variable in model.trainable_variables]
+    history = Trainer(model, strategy).fit(dataset, 1)
+    moved = [
+        bool(np.any(variable.numpy() != start))
+        for variable, start in zip(model.trainable_variables, before, strict=True)
+    ]
+    # Every replica holds the same copy of each variable after the steps.
+    replica_difference = max(
+        float(np.max(np.abs(copy.numpy() - variable.value.values[0].numpy())))
+        for variable in model.trainable_variables
+        for copy in variable.value.values
+    )
+    return {
+        "replicas": len(model.trainable_variables[0].value.values),
+        "steps": int(model.optimizer.iterations.numpy()),
+        "loss": history["loss"][0],
+        "loss_finite": math.isfinite(history["loss"][0]),
+        "weights_finite": all(np.all(np.isfinite(variable.numpy())) for variable in model.weights),
+        "moved": sum(moved),
+        "trainable": len(moved),
+        "replica_difference": replica_difference,
+    }
+
+
+def main(world: str) -> None:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    results = {name: train(name, strategy, Path(world)) for name in model_names()}
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
