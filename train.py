@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from datasets.augment import AUGMENT_CHOICES  # noqa: E402
 from datasets.cache_policy import CACHE_CHOICES  # noqa: E402
 from models.hub_encoders import INPUT_RANGES, hub_handle  # noqa: E402
+from training.loop import WorkerFailedError  # noqa: E402
 from training.strategy import STRATEGIES  # noqa: E402
 
 FLAG_DEFAULTS = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3}
@@ -454,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except WorkerFailedError as error:  # multi_worker: a peer died; restart every worker
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     return 0
 
 
