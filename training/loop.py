@@ -332,7 +332,9 @@ class Trainer:
 def lost_peers(message: str, cluster_resolver) -> str:
     """The peer tasks a collective error names ("worker 1 at 127.0.0.1:2223"), else all peers.
 
-    TensorFlow's message names the unhealthy tasks as "/job:worker/replica:0/task:1".
+    TensorFlow's message names the unhealthy tasks as "/job:worker/replica:0/task:1",
+    after "The following tasks are unhealthy"; tasks named before that are this one's
+    devices and the task that reported the error.
     """
     cluster = cluster_resolver.cluster_spec()
     own = (cluster_resolver.task_type, int(cluster_resolver.task_id))
@@ -342,15 +344,18 @@ def lost_peers(message: str, cluster_resolver) -> str:
         for index in cluster.task_indices(job)
         if (job, index) != own
     ]
+    unhealthy = message.find("unhealthy")
     named = {
         (job, int(index))
-        for job, index in re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", message)
+        for job, index in re.findall(
+            r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", message[max(unhealthy, 0) :]
+        )
     }
     lost = [peer for peer in peers if peer in named]
     described = ", ".join(
         f"{job} {index} at {cluster.task_address(job, index)}" for job, index in lost or peers
     )
-    return described if lost else f"one of: {described}"
+    return described if lost or len(peers) == 1 else f"one of: {described}"
 
 
 def brief(message: str, limit: int = 400) -> str:

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.training.multi_worker_script import EPOCHS, STEPS_PER_EPOCH
 from tests.training.processes import Script, free_ports
@@ -112,3 +113,24 @@ def test_a_killed_worker_fails_its_peer_fast_and_both_resume_exactly(uninterrupt
         assert resumed["iterations"] == TOTAL_STEPS
         assert_same_weights(resumed, expected)
         assert resumed["history"] == expected["history"]
+
+
+def test_the_lost_peer_is_named_from_the_collective_error():
+    from training.loop import lost_peers
+
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec({"worker": ["127.0.0.1:2221", "127.0.0.1:2222", "127.0.0.1:2223"]}),
+        task_type="worker",
+        task_id=0,
+    )
+    # As TF 2.21 words it (this task's own device comes first).
+    message = (
+        "{{function_node __wrapped__CollectiveReduceV2_device_/job:worker/replica:0/task:0/"
+        "device:CPU:0}} Collective ops is aborted by: Error reported from /job:worker/task:1: "
+        "The following tasks are unhealthy (stopped sending heartbeats):\n"
+        "/job:worker/replica:0/task:2\nThe tasks have crashed."
+    )
+    assert lost_peers(message, resolver) == "worker 2 at 127.0.0.1:2223"
+    assert lost_peers("Socket closed", resolver) == (
+        "one of: worker 1 at 127.0.0.1:2222, worker 2 at 127.0.0.1:2223"
+    )
