@@ -41,7 +41,56 @@ def split_words(texts: Iterable[str]) -> list[list[str]]:
     return [line.decode("utf-8").split() for line in standardized]
 
 
-class WordVocabulary(tf.Module):
+def padded_ids(ids: tf.RaggedTensor, sequence_length: int, add_start_end: bool) -> tf.Tensor:
+    """Ragged int32 ids [B, (n)] -> int32 [B, sequence_length]: optionally framed by
+    <start>/<end>, truncated (before the end token) and zero-padded."""
+    if add_start_end:
+        ids = ids[:, : sequence_length - 2]
+        batch = ids.nrows(out_type=tf.int32)
+        start = tf.RaggedTensor.from_tensor(tf.fill([batch, 1], START_ID))
+        end = tf.RaggedTensor.from_tensor(tf.fill([batch, 1], END_ID))
+        ids = tf.concat([start, ids, end], axis=1)
+    ids = ids.to_tensor(default_value=PAD_ID, shape=[None, sequence_length])
+    return tf.ensure_shape(ids, [None, sequence_length])
+
+
+def kept_ids(ids: tf.Tensor) -> tf.RaggedTensor:
+    """int[B, T] -> ragged int32 [B, (n)]: the ids before the first end token, without
+    reserved ones: what a decoded text is made of."""
+    ids = tf.cast(ids, tf.int32)
+    before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1), 0)
+    keep = tf.logical_and(before_end, ids >= len(RESERVED_TOKENS))
+    return tf.ragged.boolean_mask(ids, keep)
+
+
+class TokenFile:
+    """Reading and writing a vocabulary as one token per line, in id order.
+
+    For a class built from its tokens after the reserved ones (reserved tokens in
+    the file are skipped by the constructor) that lists them all in `tokens`.
+    """
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Reads a vocabulary written by `save`."""
+        return cls(Path(path).read_text(encoding="utf-8").splitlines())
+
+    def to_text(self) -> str:
+        """One token per line, reserved tokens first: the format `load` reads."""
+        return "\n".join(self.tokens) + "\n"
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_text(), encoding="utf-8")
+        return path
+
+    def decode_numpy(self, ids: np.ndarray) -> list[str]:
+        """`decode` on a numpy array, as Python strings."""
+        return [text.decode("utf-8") for text in self.decode(tf.constant(ids)).numpy()]
+
+
+class WordVocabulary(TokenFile, tf.Module):
     """Maps text to padded token ids and ids back to text.
 
     Ids 0-3 are reserved for padding, unknown words, start and end of sequence.
@@ -53,6 +102,8 @@ class WordVocabulary(tf.Module):
         >>> vocabulary = WordVocabulary.from_texts(["a red circle", "a blue square"])
         >>> vocabulary.encode(tf.constant(["a red square"]), 6, add_start_end=True)
     """
+
+    kind = "word"
 
     def __init__(self, words: Iterable[str], name: str | None = None):
         super().__init__(name=name)
@@ -86,43 +137,15 @@ class WordVocabulary(tf.Module):
             raise ValueError("Cannot build a vocabulary: the training texts contain no words.")
         return cls(ranked)
 
-    @classmethod
-    def load(cls, path: str | Path) -> "WordVocabulary":
-        """Reads a vocabulary written by `save` (one token per line)."""
-        return cls(Path(path).read_text(encoding="utf-8").splitlines())
-
-    def to_text(self) -> str:
-        """One token per line, reserved tokens first: the format `load` reads."""
-        return "\n".join(RESERVED_TOKENS + tuple(self.words)) + "\n"
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_text(), encoding="utf-8")
-        return path
-
     def encode(
         self, texts: tf.Tensor, sequence_length: int, add_start_end: bool = False
     ) -> tf.Tensor:
         """Turns string[B] into int32[B, sequence_length], truncating and zero-padding."""
         words = tf.strings.split(standardize(texts))
         ids = tf.cast(self._table.lookup(words), tf.int32)
-        if add_start_end:
-            ids = ids[:, : sequence_length - 2]
-            batch = tf.shape(texts)[0]
-            start = tf.RaggedTensor.from_tensor(tf.fill([batch, 1], START_ID))
-            end = tf.RaggedTensor.from_tensor(tf.fill([batch, 1], END_ID))
-            ids = tf.concat([start, ids, end], axis=1)
-        ids = ids.to_tensor(default_value=PAD_ID, shape=[None, sequence_length])
-        return tf.ensure_shape(ids, [None, sequence_length])
+        return padded_ids(ids, sequence_length, add_start_end)
 
     def decode(self, ids: tf.Tensor) -> tf.Tensor:
         """Turns int[B, T] into string[B]: stops at the end token, drops reserved tokens."""
-        ids = tf.cast(ids, tf.int32)
-        before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1), 0)
-        keep = tf.logical_and(before_end, ids >= len(RESERVED_TOKENS))
-        words = tf.ragged.boolean_mask(tf.gather(self._tokens, ids), keep)
+        words = tf.gather(self._tokens, kept_ids(ids))
         return tf.strings.reduce_join(words, axis=1, separator=" ")
-
-    def decode_numpy(self, ids: np.ndarray) -> list[str]:
-        return [text.decode("utf-8") for text in self.decode(tf.constant(ids)).numpy()]

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from datasets.text import WordVocabulary
+from datasets.tokenizers import load_text_vocabulary
 from layers import HubLayer
 from serving.guards import on_nonempty_batch, texts_from_strings
 
@@ -166,9 +166,9 @@ class TextEncoderModule(HubModule):
     {"default": pooled [B, D], "pooled_output": pooled, "sequence_output":
     [B, T, D]}, all float32. For a backbone of token ids the texts go through
     what the model's own export does to them: cut to a length bound tied to T
-    (`serving.guards`), then `WordVocabulary.encode` (lowercasing, punctuation
-    to spaces, splitting on whitespace, lookup with unknown words as <unk>,
-    truncation and zero padding to the T tokens the backbone was trained on;
+    (`serving.guards`), then the vocabulary's `encode` (lowercasing, punctuation
+    to spaces, splitting on whitespace, then words or WordPiece pieces, unknown
+    ones as <unk>, truncation and zero padding to the T tokens the backbone was trained on;
     "sequence_output" holds the backbone's outputs at the padding too). The
     vocabulary is then in the SavedModel twice: as the lookup table's constants
     and as the asset `vocabulary_file` (one token per line, in id order) for
@@ -183,6 +183,8 @@ class TextEncoderModule(HubModule):
         vocabulary_file: the vocabulary a token backbone was trained with
             (`WordVocabulary.save`, or an export's assets.extra/vocabulary.txt);
             None for a backbone that reads strings.
+        tokenizer: the kind of vocabulary_file, "word" or "wordpiece" (the model
+            card's "tokenizer"); a wordpiece module needs tensorflow-text's ops.
         name: the module's name.
 
     Raises:
@@ -196,6 +198,7 @@ class TextEncoderModule(HubModule):
         backbone: keras.Model,
         vocabulary_file: str | Path | None = None,
         name: str = "text_encoder",
+        tokenizer: str = "word",
     ):
         shape = tuple(backbone.inputs[0].shape) if len(backbone.inputs) == 1 else ()
         dtype = str(backbone.inputs[0].dtype) if len(backbone.inputs) == 1 else ""
@@ -219,7 +222,7 @@ class TextEncoderModule(HubModule):
         self.sequence_length = backbone.output["sequence"].shape[1]
         self.vocabulary = None
         if reads_tokens:
-            self.vocabulary = WordVocabulary.load(vocabulary_file)
+            self.vocabulary = load_text_vocabulary(vocabulary_file, tokenizer)
             self.vocabulary_file = tf.saved_model.Asset(str(vocabulary_file))
         self._trace()
 

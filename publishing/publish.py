@@ -232,7 +232,11 @@ def build_module(export: TrainedExport, encoder: str, path: str, backbone: keras
                 f"Export {export.version_dir} has no assets.extra/vocabulary.txt, which the "
                 "text encoder needs."
             )
-        module = TextEncoderModule(backbone, None if reads_strings else export.vocabulary_file)
+        module = TextEncoderModule(
+            backbone,
+            None if reads_strings else export.vocabulary_file,
+            tokenizer=export.model_card.get("tokenizer", "word"),
+        )
         # A hub text backbone's length is its own, not --sequence-length.
         size = None if reads_strings else module.sequence_length
     flag = CARD_SIZES[encoder]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import keras
 import tensorflow as tf
 
+from serving.custom_ops import function_op_types, non_core_ops
 from serving.warmup import signature_inputs
 
 SUMMARY_FIELDS = (
@@ -73,7 +74,9 @@ def build_model_card(
     Returns:
         The SUMMARY_FIELDS (`settings` as "training_settings", metric values as
         floats), "exported_at", "tensorflow_version", "keras_version" and
-        "signatures" (`describe_signatures`).
+        "signatures" (`describe_signatures`), "tokenizer" (the summary's, default
+        "word") and "non_core_ops": every op the signatures need that core TensorFlow
+        does not define (tensorflow-text's tokenizer for "wordpiece"; [] for "word").
 
     Raises:
         ValueError: if the summary lacks a field, naming it.
@@ -88,6 +91,7 @@ def build_model_card(
         "dataset": summary["dataset"],
         "test_split": summary["test_split"],
         "vocabulary_size": int(summary["vocabulary_size"]),
+        "tokenizer": summary.get("tokenizer", "word"),
         "metrics": as_floats(summary["metrics"]),
         "baseline": None if summary["baseline"] is None else as_floats(summary["baseline"]),
         "baseline_name": summary["baseline_name"],
@@ -98,4 +102,5 @@ def build_model_card(
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
         "signatures": describe_signatures(module),
+        "non_core_ops": non_core_ops(function_op_types(module.signatures().values())),
     }

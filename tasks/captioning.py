@@ -13,7 +13,8 @@ from datasets.decode_errors import DecodeErrorLog
 from datasets.examples import CaptionExamples
 from datasets.image_sources import FILES
 from datasets.pipeline import image_dataset
-from datasets.text import PAD_ID, WordVocabulary
+from datasets.text import PAD_ID
+from datasets.tokenizers import TextVocabulary, build_text_vocabulary
 from evaluation.captioning import caption_metrics, captioning_baseline
 from serving.guards import images_from_bytes, on_nonempty_batch
 from tasks.caption_decoding import beam_search_decode, caption_attention
@@ -23,11 +24,13 @@ from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dat
 NAME = "captioning"
 
 
-def build_vocabulary(train: CaptionExamples, options: TaskOptions) -> WordVocabulary:
-    return WordVocabulary.from_texts(train.all_captions(), max_size=options.max_vocabulary_size)
+def build_vocabulary(train: CaptionExamples, options: TaskOptions) -> TextVocabulary:
+    return build_text_vocabulary(
+        train.all_captions(), options.tokenizer, options.max_vocabulary_size
+    )
 
 
-def model_arguments(vocabulary: WordVocabulary, options: TaskOptions) -> dict:
+def model_arguments(vocabulary: TextVocabulary, options: TaskOptions) -> dict:
     return {
         "vocabulary_size": vocabulary.size,
         "sequence_length": options.sequence_length,
@@ -37,7 +40,7 @@ def model_arguments(vocabulary: WordVocabulary, options: TaskOptions) -> dict:
 
 def make_dataset(
     examples: CaptionExamples,
-    vocabulary: WordVocabulary,
+    vocabulary: TextVocabulary,
     options: TaskOptions,
     training: bool,
     decode_errors: DecodeErrorLog | None = None,
@@ -82,7 +85,7 @@ class CaptionGenerator(tf.Module):
         options: image size, sequence length and beam size.
     """
 
-    def __init__(self, model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+    def __init__(self, model: keras.Model, vocabulary: TextVocabulary, options: TaskOptions):
         super().__init__(name="caption_generator")
         self.image_encoder = model.get_layer("image_encoder")
         self.caption_decoder = model.get_layer("caption_decoder")
@@ -169,7 +172,7 @@ def generate_captions(
 def evaluate(
     model: keras.Model,
     examples: CaptionExamples,
-    vocabulary: WordVocabulary,
+    vocabulary: TextVocabulary,
     train: CaptionExamples,
     options: TaskOptions,
 ) -> EvaluationResult:
@@ -191,7 +194,7 @@ def evaluate(
     return EvaluationResult(metrics, baseline, "most frequent training caption", samples)
 
 
-def serving_module(model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+def serving_module(model: keras.Model, vocabulary: TextVocabulary, options: TaskOptions):
     """The export: AttentionCaptionGenerator when the decoder returns attention."""
     generator = AttentionCaptionGenerator if returns_attention(model) else CaptionGenerator
     return generator(model, vocabulary, options)

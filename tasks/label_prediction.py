@@ -16,7 +16,7 @@ import tensorflow as tf
 from datasets.decode_errors import DecodeErrorLog
 from datasets.labelled_pairs import LabelledPairs
 from datasets.pipeline import image_text_dataset
-from datasets.text import WordVocabulary
+from datasets.tokenizers import TextVocabulary, build_text_vocabulary
 from serving.guards import (
     images_from_bytes,
     on_nonempty_batch,
@@ -42,7 +42,7 @@ class LabelVocabulary:
         labels: label (class or answer) names; a label's id is its index.
     """
 
-    text: WordVocabulary
+    text: TextVocabulary
     labels: tuple[str, ...]
 
     @property
@@ -74,7 +74,7 @@ def build_label_vocabulary(
             f"{train.source}: the training labels must hold at least 2 distinct values; "
             f"found {sorted(counts)}."
         )
-    words = WordVocabulary.from_texts(train.texts, max_size=options.max_vocabulary_size)
+    words = build_text_vocabulary(train.texts, options.tokenizer, options.max_vocabulary_size)
     return LabelVocabulary(words, tuple(labels))
 
 

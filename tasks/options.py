@@ -19,7 +19,8 @@ class TaskOptions:
         image_size: side of the square model input, in pixels.
         batch_size: global batch size.
         sequence_length: tokens per text, including <start>/<end> for captions.
-        max_vocabulary_size: cap on the word vocabulary, reserved tokens included.
+        max_vocabulary_size: the text vocabulary's size, reserved tokens included
+            (`--vocab-size`): a cap for "word", the learner's target for "wordpiece".
         beam_size: beams for caption decoding (1 is greedy).
         seed: shuffling seed.
         class_weight: "balanced" weights classification examples by inverse class
@@ -29,6 +30,7 @@ class TaskOptions:
         cache: "auto", "memory" or "off": keep decoded rows in memory (`--cache`).
         deterministic: training rows in an order fixed by the seed alone
             (`--deterministic`), at some cost in speed.
+        tokenizer: "word" or "wordpiece" (`--tokenizer`, datasets.tokenizers).
         raw_text: the model reads raw strings ("text") instead of token ids
             ("tokens"): its text encoder is a hub: module that tokenizes itself.
     """
@@ -44,6 +46,7 @@ class TaskOptions:
     augmentation: Augmentation | None = None
     cache: str = "auto"
     deterministic: bool = False
+    tokenizer: str = "word"
     raw_text: bool = False
 
 

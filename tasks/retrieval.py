@@ -7,7 +7,7 @@ import tensorflow as tf
 from datasets.decode_errors import DecodeErrorLog
 from datasets.examples import CaptionExamples
 from datasets.pipeline import image_dataset
-from datasets.text import WordVocabulary
+from datasets.tokenizers import TextVocabulary
 from evaluation.retrieval import chance_recalls, retrieval_recalls, retrieval_recalls_from_scores
 from models.losses import RETRIEVAL_LOSSES
 from serving.guards import (
@@ -33,7 +33,7 @@ model_arguments = captioning.model_arguments
 
 def make_dataset(
     examples: CaptionExamples,
-    vocabulary: WordVocabulary,
+    vocabulary: TextVocabulary,
     options: TaskOptions,
     training: bool,
     decode_errors: DecodeErrorLog | None = None,
@@ -80,7 +80,7 @@ class RetrievalEncoders(tf.Module):
         options: image size and text length.
     """
 
-    def __init__(self, model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+    def __init__(self, model: keras.Model, vocabulary: TextVocabulary, options: TaskOptions):
         super().__init__(name="retrieval_encoders")
         self.image_encoder = model.get_layer("image_encoder")
         self.text_encoder = model.get_layer("text_encoder")
@@ -150,7 +150,7 @@ class PairScorer(RetrievalEncoders):
     # Largest attention tensor [images, texts, regions, attention] scored at once.
     CHUNK_ELEMENTS = 2**25
 
-    def __init__(self, model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+    def __init__(self, model: keras.Model, vocabulary: TextVocabulary, options: TaskOptions):
         super().__init__(model, vocabulary, options)
         self.pair_scorer = model.get_layer("pair_scorer")
 
@@ -197,7 +197,7 @@ def embed_examples(encoders: RetrievalEncoders, examples: CaptionExamples, optio
     return images, embedded_texts, np.asarray(text_image_index)
 
 
-def retrieval_module(model: keras.Model, vocabulary: WordVocabulary, options: TaskOptions):
+def retrieval_module(model: keras.Model, vocabulary: TextVocabulary, options: TaskOptions):
     """Towers for dual encoders; a pair scorer for models with a "pair_scorer" layer."""
     has_scorer = any(layer.name == "pair_scorer" for layer in model.layers)
     module = PairScorer if has_scorer else RetrievalEncoders
@@ -207,7 +207,7 @@ def retrieval_module(model: keras.Model, vocabulary: WordVocabulary, options: Ta
 def evaluate(
     model: keras.Model,
     examples: CaptionExamples,
-    vocabulary: WordVocabulary,
+    vocabulary: TextVocabulary,
     train: CaptionExamples,
     options: TaskOptions,
 ) -> EvaluationResult:

@@ -4,6 +4,7 @@ The models are built untrained (serving behaviour does not depend on the weights
 from the tiny shapes world and exported the way train.py exports them.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from tasks import get_task
 from tasks.options import TaskOptions
 
 OPTIONS = TaskOptions(image_size=32, batch_size=8, sequence_length=12, beam_size=2, seed=0)
+WORDPIECE_OPTIONS = dataclasses.replace(OPTIONS, tokenizer="wordpiece", max_vocabulary_size=200)
+# One model per signature family that reads text, and a captioner (whose signature does not).
+WORDPIECE_MODELS = ("dual_encoder", "vqa", "show_and_tell")
 
 
 @dataclass(frozen=True)
@@ -41,23 +45,36 @@ class Export:
     text: str
 
 
+def export_untrained(name: str, world: Path, root: Path, options: TaskOptions) -> Export:
+    keras.utils.set_random_seed(0)
+    spec = get_model_spec(name)
+    task = get_task(spec.task)
+    train = TASK_DATA[spec.task].read_shapes(world, "train")
+    vocabulary = task.build_vocabulary(train, options)
+    model = build_model(spec, task.model_arguments(vocabulary, options), {})
+    module = task.serving_module(model, vocabulary, options)
+    version_dir = export_saved_model(module, root / name)
+    text = train.captions[0][0] if hasattr(train, "captions") else train.texts[0]
+    return Export(name, spec.task, version_dir, module, train.image_paths[0], text)
+
+
 @pytest.fixture(scope="session")
 def exports(tiny_shapes_world, tmp_path_factory) -> dict[str, Export]:
     """model name -> Export, for every registered model."""
     root = tmp_path_factory.mktemp("exports")
-    found = {}
-    for name in model_names():
-        keras.utils.set_random_seed(0)
-        spec = get_model_spec(name)
-        task = get_task(spec.task)
-        train = TASK_DATA[spec.task].read_shapes(tiny_shapes_world, "train")
-        vocabulary = task.build_vocabulary(train, OPTIONS)
-        model = build_model(spec, task.model_arguments(vocabulary, OPTIONS), {})
-        module = task.serving_module(model, vocabulary, OPTIONS)
-        version_dir = export_saved_model(module, root / name)
-        text = train.captions[0][0] if hasattr(train, "captions") else train.texts[0]
-        found[name] = Export(name, spec.task, version_dir, module, train.image_paths[0], text)
-    return found
+    return {
+        name: export_untrained(name, tiny_shapes_world, root, OPTIONS) for name in model_names()
+    }
+
+
+@pytest.fixture(scope="session")
+def wordpiece_exports(tiny_shapes_world, tmp_path_factory) -> dict[str, Export]:
+    """model name -> Export trained with --tokenizer wordpiece, for WORDPIECE_MODELS."""
+    root = tmp_path_factory.mktemp("wordpiece_exports")
+    return {
+        name: export_untrained(name, tiny_shapes_world, root, WORDPIECE_OPTIONS)
+        for name in WORDPIECE_MODELS
+    }
 
 
 @pytest.fixture(scope="session")
