@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The rest imports TensorFlow, after the log level is set.
 from datasets.augment import AUGMENT_CHOICES  # noqa: E402
 from datasets.cache_policy import CACHE_CHOICES  # noqa: E402
+from datasets.tokenizers import TOKENIZERS  # noqa: E402
 from models.hub_encoders import INPUT_RANGES, hub_handle  # noqa: E402
 from training.loop import WorkerFailedError  # noqa: E402
 from training.strategy import STRATEGIES  # noqa: E402
@@ -51,7 +52,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="default 64; a hub: image module's own size when its signature fixes one",
     )
     parser.add_argument("--sequence-length", type=int, default=32, help="tokens per text")
-    parser.add_argument("--max-vocabulary-size", type=int, default=10000)
+    parser.add_argument(
+        "--tokenizer",
+        default="word",
+        choices=TOKENIZERS,
+        help="word (default; exports need core TensorFlow only) or wordpiece (subwords learned "
+        "from the training split with tensorflow-text; exports need its tokenizer op)",
+    )
+    parser.add_argument(
+        "--vocab-size",
+        "--max-vocabulary-size",
+        dest="vocab_size",
+        type=int,
+        default=10000,
+        help="text vocabulary size, reserved tokens included: a cap for word, the learner's "
+        "target for wordpiece",
+    )
     parser.add_argument("--beam-size", type=int, default=3, help="caption beams (1 = greedy)")
     parser.add_argument(
         "--image-encoder",
@@ -179,6 +195,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
     if args.checkpoint_every and not args.checkpoint_dir:
         parser.error("--checkpoint-every needs --checkpoint-dir")
+    if args.vocab_size < 5:
+        parser.error(f"--vocab-size must be >= 5 (4 reserved tokens), got {args.vocab_size}")
     if args.sequence_length < 3:
         parser.error(f"--sequence-length must be >= 3, got {args.sequence_length}")
     return args
@@ -237,6 +255,11 @@ def check_hub_flags(args: argparse.Namespace) -> None:
         raise ValueError("--text-preprocessor needs a hub: text encoder (--text-encoder hub:...).")
     if args.hub_output_key and not (hub_image or hub_text):
         raise ValueError("--hub-output-key needs a hub: image or text encoder.")
+    if args.tokenizer != "word" and hub_text:
+        raise ValueError(
+            f"--tokenizer {args.tokenizer}: a hub: text encoder reads raw strings and "
+            "tokenizes them itself (see --text-preprocessor)."
+        )
     if args.hub_input_range and not hub_image:
         raise ValueError("--hub-input-range needs a hub: image encoder (--image-encoder hub:...).")
 
@@ -298,7 +321,8 @@ def run(args: argparse.Namespace) -> dict:
         image_size=resolve_image_size(args.image_encoder, args.image_size, DEFAULT_IMAGE_SIZE),
         batch_size=int(settings["batch_size"]),
         sequence_length=args.sequence_length,
-        max_vocabulary_size=args.max_vocabulary_size,
+        max_vocabulary_size=args.vocab_size,
+        tokenizer=args.tokenizer,
         beam_size=args.beam_size,
         seed=args.seed,
         class_weight=args.class_weight,
@@ -328,7 +352,7 @@ def run(args: argparse.Namespace) -> dict:
     # that fails to decode on the fly: every test image is decoded once now, before training.
     splits["test"] = decodable_split(splits["test"], options.image_size, args.on_bad_example)
     vocabulary = task.build_vocabulary(splits["train"], options)
-    print(f"vocabulary: {vocabulary.size} tokens (from the training split only)")
+    print(f"vocabulary: {vocabulary.size} {args.tokenizer} tokens (from the training split only)")
     if args.word_vectors:
         model_options.update(word_vector_options(args.word_vectors, vocabulary, args.seed))
 
@@ -408,6 +432,7 @@ def run(args: argparse.Namespace) -> dict:
         "evaluation_seconds": round(evaluation_seconds, 1),
         "settings": {**vars(args), **settings, "image_size": options.image_size},
         "vocabulary_size": vocabulary.size,
+        "tokenizer": args.tokenizer,
         "git_commit": git_commit(),
     }
     # Under multi_worker every worker trains and evaluates; only the chief exports.
