@@ -95,7 +95,7 @@ def test_mirrored_over_two_devices_matches_one_device_step_by_step():
         )
     # Clipping acts on the summed gradient as on one device (measured: 1e-7 apart; Keras
     # clipping each replica's part before the sum was 13-17% off in loss).
-    assert sorted(result["clipped"]) == ["clipnorm", "global_clipnorm"]
+    assert sorted(result["clipped"]) == ["clipnorm", "global_clipnorm", "loss_scaled_clipnorm"]
     for setting, runs in result["clipped"].items():
         clipped_single, clipped_mirrored = runs["single"], runs["mirrored"]
         moved_by_clipping = np.abs(

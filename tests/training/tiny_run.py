@@ -43,8 +43,12 @@ def jitter(element, random_integer):
     return (features + noise, *rest)
 
 
-def model(seed: int = 1, learning_rate: float = 0.05, **optimizer_options) -> keras.Model:
-    """A compiled two-layer MLP with an L2 penalty; build and compile it in strategy.scope()."""
+def model(
+    seed: int = 1, learning_rate: float = 0.05, loss_scale: bool = False, **optimizer_options
+) -> keras.Model:
+    """A compiled two-layer MLP with an L2 penalty; build and compile it in strategy.scope().
+
+    `loss_scale` wraps the Adam optimizer in a LossScaleOptimizer (as mixed_float16 does)."""
     keras.utils.set_random_seed(seed)
     network = keras.Sequential(
         [
@@ -53,8 +57,11 @@ def model(seed: int = 1, learning_rate: float = 0.05, **optimizer_options) -> ke
             keras.layers.Dense(CLASSES),
         ]
     )
+    optimizer = keras.optimizers.Adam(learning_rate, **optimizer_options)
+    if loss_scale:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     network.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, **optimizer_options),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
