@@ -366,7 +366,8 @@ def run(args: argparse.Namespace) -> dict:
     if learning_rate != settings["learning_rate"]:
         print(f"learning rate: {learning_rate:g} ({settings['learning_rate']:g} x {replicas})")
     with strategy.scope():
-        model = build_model(spec, task.model_arguments(vocabulary, options), model_options)
+        arguments = task.model_arguments(vocabulary, options, splits["train"])
+        model = build_model(spec, arguments, model_options)
         task.compile_model(model, learning_rate, options)
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     workers = worker_count(tf_config()) if multi_worker else 1

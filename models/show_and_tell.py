@@ -1,11 +1,14 @@
 """Show and Tell (Vinyals et al. 2015): CNN encoder, LSTM decoder with the image as step 0."""
 
+from collections.abc import Sequence
+
 import keras
 from keras import layers
 
 from layers import ImageTextAlignmentLSTM
 from models.image_encoders import build_image_encoder
 from models.registry import register_model
+from models.token_prior import set_next_token_prior
 
 
 @register_model(
@@ -28,6 +31,7 @@ def build_show_and_tell(
     embedding_dim: int = 128,
     units: int = 256,
     dropout: float = 0.2,
+    token_log_prior: Sequence[float] | None = None,
 ) -> keras.Model:
     """Builds the teacher-forced captioner.
 
@@ -37,7 +41,9 @@ def build_show_and_tell(
     and "caption_decoder" (features + tokens -> logits).
 
     `image_encoder` names the backbone (models.image_encoders.IMAGE_ENCODERS);
-    its pooled vector is the decoder's first step.
+    its pooled vector is the decoder's first step. `token_log_prior` [vocabulary_size]
+    starts the next-token bias at the training tokens' log frequencies
+    (models.token_prior); None starts it at 0.
     """
     backbone = build_image_encoder(
         image_encoder,
@@ -61,7 +67,9 @@ def build_show_and_tell(
         image_features, embedded, mask=keras.ops.not_equal(tokens, 0)
     )
     aligned = layers.Dropout(dropout)(aligned)
-    logits = layers.Dense(vocabulary_size, dtype="float32", name="next_token")(aligned)
+    next_token = layers.Dense(vocabulary_size, dtype="float32", name="next_token")
+    logits = next_token(aligned)
+    set_next_token_prior(next_token, token_log_prior)
     caption_decoder = keras.Model(
         {"image_features": image_features, "tokens": tokens}, logits, name="caption_decoder"
     )

@@ -1,11 +1,14 @@
 """Show, Attend and Tell (Xu et al. 2015): an LSTM decoder attending over image regions."""
 
+from collections.abc import Sequence
+
 import keras
 from keras import layers
 
 from layers import SoftAttentionLSTMDecoder
 from models.image_encoders import build_image_encoder
 from models.registry import register_model
+from models.token_prior import set_next_token_prior
 
 
 @register_model(
@@ -33,6 +36,7 @@ def build_show_attend_tell(
     attention_dim: int = 128,
     attention_regularization: float = 0.05,
     dropout: float = 0.2,
+    token_log_prior: Sequence[float] | None = None,
 ) -> keras.Model:
     """Builds the teacher-forced captioner with soft attention.
 
@@ -61,6 +65,8 @@ def build_show_attend_tell(
             paper's sum over a caption, so the paper's 1 is about 1 / (words
             in a caption); 0.05 suits captions of ~20 tokens.
         dropout: dropout on the token embeddings and on the deep output.
+        token_log_prior: [vocabulary_size] start of the next-token bias, the
+            training tokens' log frequencies (models.token_prior); None: 0.
     """
     backbone = build_image_encoder(
         image_encoder,
@@ -89,7 +95,9 @@ def build_show_attend_tell(
         name="attention_lstm",
     )(image_regions, embedded, mask=keras.ops.not_equal(tokens, 0))
     deep_output = layers.Dropout(dropout)(decoded["deep_output"])
-    logits = layers.Dense(vocabulary_size, dtype="float32", name="next_token")(deep_output)
+    next_token = layers.Dense(vocabulary_size, dtype="float32", name="next_token")
+    logits = next_token(deep_output)
+    set_next_token_prior(next_token, token_log_prior)
     caption_decoder = keras.Model(
         {"image_regions": image_regions, "tokens": tokens},
         {"logits": logits, "attention": decoded["attention"]},

@@ -16,6 +16,7 @@ from datasets.pipeline import image_dataset
 from datasets.text import PAD_ID
 from datasets.tokenizers import TextVocabulary, build_text_vocabulary
 from evaluation.captioning import caption_metrics, captioning_baseline
+from models.token_prior import log_frequencies
 from serving.guards import images_from_bytes, on_nonempty_batch
 from tasks.caption_decoding import beam_search_decode, caption_attention
 from tasks.evaluation_result import EvaluationResult
@@ -30,12 +31,26 @@ def build_vocabulary(train: CaptionExamples, options: TaskOptions) -> TextVocabu
     )
 
 
-def model_arguments(vocabulary: TextVocabulary, options: TaskOptions) -> dict:
+def text_model_arguments(vocabulary: TextVocabulary, options: TaskOptions) -> dict:
+    """What every model of token ids and images is built with."""
     return {
         "vocabulary_size": vocabulary.size,
         "sequence_length": options.sequence_length,
         "image_size": options.image_size,
     }
+
+
+def model_arguments(
+    vocabulary: TextVocabulary, options: TaskOptions, train: CaptionExamples | None = None
+) -> dict:
+    """The builder's arguments; with the training split, also the next-token layer's
+    start at the log frequency of each token in its captions (models.token_prior)."""
+    arguments = text_model_arguments(vocabulary, options)
+    if train is not None:
+        captions = tf.constant(train.all_captions())
+        tokens = vocabulary.encode(captions, options.sequence_length, add_start_end=True)
+        arguments["token_log_prior"] = log_frequencies(tokens.numpy()[:, 1:], vocabulary.size)
+    return arguments
 
 
 def make_dataset(

@@ -78,7 +78,8 @@ def build_label_vocabulary(
     return LabelVocabulary(words, tuple(labels))
 
 
-def model_arguments(vocabulary: LabelVocabulary, options: TaskOptions) -> dict:
+def model_arguments(vocabulary: LabelVocabulary, options: TaskOptions, train=None) -> dict:
+    """The builder's arguments (the training split adds nothing here)."""
     return {
         "vocabulary_size": vocabulary.size,
         "sequence_length": options.sequence_length,

@@ -28,7 +28,11 @@ from tasks.options import (
 NAME = "retrieval"
 
 build_vocabulary = captioning.build_vocabulary
-model_arguments = captioning.model_arguments
+
+
+def model_arguments(vocabulary: TextVocabulary, options: TaskOptions, train=None) -> dict:
+    """The builder's arguments (the training split adds nothing here)."""
+    return captioning.text_model_arguments(vocabulary, options)
 
 
 def make_dataset(
