@@ -44,9 +44,10 @@ def train(name: str, strategy: tf.distribute.Strategy, world: Path) -> dict:
     dataset = task.make_dataset(examples, vocabulary, OPTIONS, training=True).take(STEPS)
     before = [variable.numpy() for variable in model.trainable_variables]
     history = Trainer(model, strategy).fit(dataset, 1)
-    moved = [
-        bool(np.any(variable.numpy() != start))
+    unmoved = [
+        variable.path
         for variable, start in zip(model.trainable_variables, before, strict=True)
+        if np.array_equal(variable.numpy(), start)
     ]
     # Every replica holds the same copy of each variable after the steps.
     replica_difference = max(
@@ -60,8 +61,8 @@ def train(name: str, strategy: tf.distribute.Strategy, world: Path) -> dict:
         "loss": history["loss"][0],
         "loss_finite": math.isfinite(history["loss"][0]),
         "weights_finite": all(np.all(np.isfinite(variable.numpy())) for variable in model.weights),
-        "moved": sum(moved),
-        "trainable": len(moved),
+        "unmoved": unmoved,
+        "trainable": len(before),
         "replica_difference": replica_difference,
     }
 
