@@ -64,8 +64,11 @@ def test_is_default_run(model_table):
     # Where the export went does not matter.
     moved = {**settings, "export_dir": "/elsewhere", "logdir": "/logs", "no_export": True}
     assert model_table.is_default_run(run(moved), model)
+    # train.py records the image size it resolved (64 when no flag or hub module sets it).
+    assert settings["image_size"] == 64
     for key, value in [("fusion", "gated"), ("epochs", 99), ("dataset", "shapes:10,2,2"),
-                       ("learning_rate", 0.5), ("model", "text_only")]:  # fmt: skip
+                       ("learning_rate", 0.5), ("model", "text_only"), ("image_size", 32),
+                       ("tokenizer", "wordpiece")]:  # fmt: skip
         assert not model_table.is_default_run(run({**settings, key: value}), model), key
     assert not model_table.is_default_run({}, model)
     # A run recorded before a flag existed still counts; one missing its epochs does not.

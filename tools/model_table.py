@@ -34,11 +34,12 @@ RECORDED_SETTINGS = ("model", "dataset", "epochs", "batch_size", "learning_rate"
 def default_settings(model: str) -> dict:
     """The settings `python train.py --model MODEL` resolves to (as train.py records them)."""
     from models import get_model_spec
-    from train import builder_options, parse_args, training_settings
+    from train import DEFAULT_IMAGE_SIZE, builder_options, parse_args, training_settings
 
     args = parse_args(["--model", model])
     resolved = training_settings(args, get_model_spec(model), builder_options(args))
-    settings = {**vars(args), **resolved}
+    # train.py records the image size it resolved, not the flag's None.
+    settings = {**vars(args), **resolved, "image_size": DEFAULT_IMAGE_SIZE}
     return {key: value for key, value in settings.items() if key not in OUTPUT_SETTINGS}
 
 
