@@ -32,14 +32,15 @@ OPTIONS = TaskOptions(image_size=32, batch_size=8, sequence_length=12, beam_size
 
 
 def train(name: str, strategy: tf.distribute.Strategy, world: Path) -> dict:
-    """A few steps of `name` at its default learning rate; what moved and what is finite."""
+    """A few steps of `name` built as train.py builds it, at its default learning rate;
+    what moved and what is finite."""
     keras.utils.set_random_seed(0)
     spec = get_model_spec(name)
     task = get_task(spec.task)
     examples = shapes_split(spec.task, world)
     vocabulary = task.build_vocabulary(examples, OPTIONS)
     with strategy.scope():
-        model = spec.builder(**task.model_arguments(vocabulary, OPTIONS))
+        model = spec.builder(**task.model_arguments(vocabulary, OPTIONS, examples))
         task.compile_model(model, spec.training_defaults["learning_rate"], OPTIONS)
     dataset = task.make_dataset(examples, vocabulary, OPTIONS, training=True).take(STEPS)
     before = [variable.numpy() for variable in model.trainable_variables]
