@@ -371,6 +371,8 @@ def format_rows(rows: list[dict]) -> str:
                 if ratio >= GOALS["ours_over_torch"]
                 else ("DEFECT" if ratio < GOALS["defect_below"] else "NO")
             )
+            if figures["ours_trainer"]["all_busy"] or figures[row["torch_format"]]["all_busy"]:
+                verdict = "not judged: only busy blocks"
             ratio_cell = f"{ratio:.2f} ({verdict}); fit {row['fit_over_torch']:.2f}"
         else:
             torch_cell, ratio_cell = "skipped", "-"

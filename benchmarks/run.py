@@ -43,7 +43,7 @@ QUICK = {
     "serving": ["--models", "image_only", "--rounds", "1", "--repeats", "2", "--images", "32"],
 }  # fmt: skip
 FULL = {
-    "frameworks": [],
+    "frameworks": ["--rounds", "5"],
     "input_pipeline": ["--sizes", "64", "--rounds", "3"],
     "serving": ["--models", *frameworks.MODELS],
 }
@@ -111,7 +111,11 @@ def chart(results: dict, path: Path) -> str | None:
     if not rows:
         return "no training rows to draw"
     figure, (speed, peak) = pyplot.subplots(1, 2, figsize=(11, 4))
-    names = [row["model"] for row in rows]
+    # A model some of whose figures came only from busy blocks is starred.
+    names = [
+        row["model"] + (" *" if any(f["all_busy"] for f in row["figures"].values()) else "")
+        for row in rows
+    ]
     positions = range(len(rows))
     series = [("ours (Trainer)", "ours_trainer"), ("ours (fit)", "ours_fit")]
     if all("torch_per_s" in row for row in rows):
@@ -132,7 +136,10 @@ def chart(results: dict, path: Path) -> str | None:
     peak.bar(range(len(fractions)), fractions)
     peak.set_xticks(range(len(fractions)), labels, rotation=20, ha="right")
     peak.set_ylabel("% of matmul peak")
-    figure.suptitle(f"Measured {results['date'][:10]}, {results['machine']['cpus']} CPUs")
+    title = f"Measured {results['date'][:10]}, {results['machine']['cpus']} CPUs"
+    if any(name.endswith("*") for name in names):
+        title += " (* every block of a figure was taken while the machine was busy)"
+    figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
