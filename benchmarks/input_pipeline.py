@@ -15,13 +15,13 @@ converted to TFRecord shards, then, side by side:
     python benchmarks/input_pipeline.py                       # 64 and 224 px
     python benchmarks/input_pipeline.py --sizes 64 --json results.json
 
-The goals it checks: pipeline >= 5x what training consumes; fit on the live pipeline
->= 0.9x fit on tensors in memory; decode + resize of JPEGs within 2x of the raw
-decode rate.
+Timings alternate and record the other processes' CPU share per block; medians leave
+out busy blocks (benchmarks/rounds.py). The goals it checks: pipeline >= 5x what
+training consumes; fit on the live pipeline >= 0.9x fit on tensors in memory;
+decode + resize of JPEGs within 2x of the raw decode rate.
 """
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +34,7 @@ import keras  # noqa: E402  (after the path is set)
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.results_file import report  # noqa: E402
+from benchmarks.rounds import alternate, summary  # noqa: E402
 from datasets.cache_policy import should_cache  # noqa: E402
 from datasets.images import preprocess_image  # noqa: E402
 from datasets.shapes import ensure_shapes_world  # noqa: E402
@@ -93,13 +94,12 @@ def fit_rate(model: keras.Model, dataset: tf.data.Dataset, batch_size: int) -> f
     return (timer.steps - 1) * batch_size / (timer.ended - timer.started)
 
 
-def alternating_samples(measure, subjects: dict, rounds: int) -> dict[str, list[float]]:
-    """`measure(subject)` for each subject in turn (A B C A B C ...), `rounds` times."""
-    samples = {name: [] for name in subjects}
-    for _ in range(rounds):
-        for name, subject in subjects.items():
-            samples[name].append(measure(subject))
-    return samples
+def alternating_samples(measure, subjects: dict, rounds: int) -> dict[str, dict]:
+    """`measure(subject)` for each subject in turn (A B C A B C ...), `rounds` times;
+    per subject its summary (`rounds.summary`: median over the blocks the machine was
+    quiet for, every sample, the other processes' CPU share in each block)."""
+    blocks = alternate(measure, subjects, rounds)
+    return {name: summary(blocks, name) for name in subjects}
 
 
 def held_in_memory(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -151,8 +151,8 @@ def measure_size(
             {"live": training.take(steps), "tensors": in_memory, "auto": default.take(steps)},
             rounds,
         )
-        samples = {**decode_samples, **fit_samples}
-        medians = {name: statistics.median(values) for name, values in samples.items()}
+        figures = {**decode_samples, **fit_samples}
+        medians = {name: figure["median"] for name, figure in figures.items()}
         live_fit, tensors_fit, default_fit = medians["live"], medians["tensors"], medians["auto"]
         raw, decoded = medians["raw"], medians["ours"]
         rows.append(
@@ -176,8 +176,13 @@ def measure_size(
                 "fit_steps": steps,
                 "rounds": rounds,
                 "samples_per_s": {
-                    name: [round(v, 1) for v in values] for name, values in samples.items()
+                    name: [round(v, 1) for v in figure["samples"]]
+                    for name, figure in figures.items()
                 },
+                "others_cpu_share": {
+                    name: figure["others_cpu_share"] for name, figure in figures.items()
+                },
+                "blocks_kept": {name: figure["blocks_kept"] for name, figure in figures.items()},
             }
         )
     return rows

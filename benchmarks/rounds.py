@@ -36,12 +36,13 @@ def _own_cpu_seconds() -> float:
 
 @dataclass
 class Block:
-    """One measurement of one subject: its value, how long it took, and how busy the
-    other processes kept the machine meanwhile (None where that cannot be read)."""
+    """One measurement of one subject: what `measure` returned (a rate; for the serving
+    benchmark the seconds of each call), how long it took, and how busy the other
+    processes kept the machine meanwhile (None where that cannot be read)."""
 
     subject: str
     round: int
-    value: float
+    value: float | list[float]
     seconds: float
     others_cpu_share: float | None
 

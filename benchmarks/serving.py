@@ -11,6 +11,8 @@ batch 32. Beside it, in the same process, alternating:
   already decoded into tensors, at batch 32;
 - decoding alone: `datasets.images.preprocess_image_batch` on the same 32 images.
 
+Each subject's calls of one round are one block; blocks taken while other processes
+kept the machine busy are left out (benchmarks/rounds.py; all kept if all were busy).
 The goal: signature throughput at batch 32 >= 0.8x the throughput of the in-process
 model plus decoding done separately (1 / (1/model + 1/decode)), so that the in-graph
 preprocessing costs no more than doing it outside.
@@ -33,6 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.results_file import report  # noqa: E402
+from benchmarks.rounds import alternate  # noqa: E402
 from datasets.images import preprocess_image_batch  # noqa: E402
 from datasets.shapes import ensure_shapes_world  # noqa: E402
 from datasets.sources import TASK_DATA  # noqa: E402
@@ -104,10 +107,14 @@ def measure_model(name: str, world: Path, work: Path, rounds: int, repeats: int)
         "in_process_model_batch_32": in_process_call(module, spec.task, decoded, text_batch),
         "decode_batch_32": lambda: decode(image_bytes),
     }
-    samples = {key: [] for key in calls}
-    for _ in range(rounds):  # A B C D A B C D ...
-        for key, call in calls.items():
-            samples[key] += seconds_per_call(call, repeats)
+    # A B C D A B C D ...; a block is one subject's `repeats` calls in one round.
+    blocks = alternate(lambda call: seconds_per_call(call, repeats), calls, rounds)
+    samples, loads = {}, {}
+    for key in calls:
+        own = [block for block in blocks if block.subject == key]
+        quiet = [block for block in own if not block.busy()] or own  # all busy: keep all
+        samples[key] = [seconds for block in quiet for seconds in block.value]
+        loads[key] = [block.others_cpu_share for block in own]
     latency = np.asarray(samples["signature_batch_1"]) * 1000
     per_second = {
         key: BATCH / statistics.median(times) for key, times in samples.items() if "32" in key
@@ -125,6 +132,11 @@ def measure_model(name: str, world: Path, work: Path, rounds: int, repeats: int)
         "signature_over_separate": per_second["signature_batch_32"] / separate,
         "rounds": rounds,
         "calls_per_round": repeats,
+        "others_cpu_share": loads,
+        "blocks_kept": {
+            key: sum(1 for b in blocks if b.subject == key and not b.busy()) or rounds
+            for key in calls
+        },
     }
 
 

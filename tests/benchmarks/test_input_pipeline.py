@@ -22,6 +22,10 @@ def test_a_tiny_run_measures_every_figure_for_files_and_shards(tmp_path, capsys)
         assert row["cache_auto_caches"] is True  # a few MB
         assert sorted(samples) == ["auto", "live", "ours", "raw", "tensors"]
         assert all(len(values) == 1 for values in samples.values())
+        assert sorted(row["others_cpu_share"]) == sorted(samples)  # the load of each block
+        for shares in row["others_cpu_share"].values():
+            assert len(shares) == 1 and (shares[0] is None or 0.0 <= shares[0] <= 1.0)
+        assert all(kept == 1 for kept in row["blocks_kept"].values())  # all busy: all kept
         assert row["pipeline_over_training"] == pytest.approx(
             row["pipeline_per_s"] / row["fit_live_per_s"]
         )

@@ -19,4 +19,7 @@ def test_a_tiny_run_times_the_signature_the_model_and_decoding(tmp_path, capsys)
     assert row["signature_over_separate"] == pytest.approx(
         row["signature_per_s_batch_32"] / separate
     )
+    assert sorted(row["others_cpu_share"]) == sorted(row["blocks_kept"])
+    assert all(len(shares) == 1 for shares in row["others_cpu_share"].values())
+    assert all(kept == 1 for kept in row["blocks_kept"].values())
     assert "| `image_only` |" in capsys.readouterr().out
