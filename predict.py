@@ -1,11 +1,10 @@
 """Runs an exported model on image files and texts and prints one JSON line per example.
 
 It loads the SavedModel with `tf.saved_model.load` and calls one of its serving
-signatures, the way TF Serving would; it imports nothing but TensorFlow (and
-serving/custom_ops.py, which checks an export's ops before loading it), so it
-works on any export, anywhere. A `--tokenizer wordpiece` export also needs
-tensorflow-text's ops: they are imported when tensorflow-text is installed, and
-their absence is an error that names them.
+signatures, the way TF Serving would; it imports nothing but TensorFlow, so it
+works on any export, anywhere (copied alone, too). A `--tokenizer wordpiece`
+export also needs tensorflow-text's ops: they are imported when tensorflow-text
+is installed, and their absence is an error that says so.
 
     python predict.py saved_models/show_and_tell --image photo.jpg
     python predict.py saved_models/dual_encoder/3 --signature encode_text --text "a red circle"
@@ -31,8 +30,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import tensorflow as tf
-
-from serving.custom_ops import MissingOpsError, load_saved_model
 
 IMAGE_INPUT = "image_bytes"
 TEXT_INPUTS = ("text", "question")
@@ -73,14 +70,22 @@ def resolve_version_dir(export_dir: str | Path) -> Path:
 
 def load_export(export_dir: str | Path):
     """Loads the SavedModel that `export_dir` names (see `resolve_version_dir`)."""
+    version_dir = resolve_version_dir(export_dir)
     try:
         import tensorflow_text  # noqa: F401  registers the ops wordpiece exports use
     except ImportError:
         pass
     try:
-        return load_saved_model(resolve_version_dir(export_dir))
-    except MissingOpsError as error:
-        raise UsageError(str(error)) from error
+        return tf.saved_model.load(str(version_dir))
+    except RuntimeError as error:
+        if "Op type not registered" not in str(error):
+            raise
+        raise UsageError(
+            f"{version_dir} needs ops this process does not have ({str(error).split('.')[0]}); "
+            "a --tokenizer wordpiece export needs tensorflow-text: pip install "
+            "tensorflow-text (the version matching TensorFlow). Its model card lists the ops "
+            "under non_core_ops."
+        ) from error
 
 
 def get_signature(loaded, name: str):

@@ -83,3 +83,20 @@ def test_predict_runs_a_wordpiece_export(wordpiece_exports, capsys):
     assert status == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(line["outputs"]) == {"answer", "scores"}
+
+
+def test_predict_without_tensorflow_text_says_to_install_it(wordpiece_exports):
+    version_dir = wordpiece_exports["dual_encoder"].version_dir
+    # As where tensorflow-text is not installed: its import fails.
+    script = (
+        "import runpy, sys; sys.modules['tensorflow_text'] = None; "
+        f"sys.argv = ['predict.py', {str(version_dir)!r}, '--signature', 'encode_text', "
+        "'--text', 'a red circel']; "
+        f"runpy.run_path({str(ROOT / 'predict.py')!r}, run_name='__main__')"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    for part in (str(version_dir), TOKENIZER_OP, "pip install tensorflow-text"):
+        assert part in completed.stderr, part
