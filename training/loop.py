@@ -16,8 +16,11 @@ validation metrics equal single-device ones at the same global batch. Keras
 optimizers clip (`clipnorm`, `global_clipnorm`, `clipvalue`) each replica's gradients
 before they are summed (as in `fit`: measured 13% loss difference with clipnorm=0.01
 over two replicas); the step clips the summed gradient instead (training/steps.py), so
-clipping acts as on one device. One Keras behaviour still breaks the equality: a
-"mean_with_sample_weight" loss divides by each replica's own weight sum.
+clipping acts as on one device. A "mean_with_sample_weight" loss (the captioners' mean
+over real tokens) divides by each replica's own weight sum in Keras, so the gradient
+would be a mean of the replicas' means; the step all-reduces the weight sums and
+rescales each replica's compiled loss (not `model.losses`) to its share of the global
+weighted mean, so that losses, gradients and validation losses equal one device's.
 
 Where the training data resumes. Each epoch iterates the dataset anew (a fresh
 iterator; one pass, or `steps_per_epoch` batches). A dataset that reshuffles each

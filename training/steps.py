@@ -7,14 +7,22 @@ applied by `optimizer.apply_gradients` (which sums them over replicas), then the
 compiled metrics via `model.compute_metrics`. An optimizer that clips gradients
 would clip each replica's part before the sum; over two or more replicas the step sums
 them first, clips the sum as the optimizer would on one device, and hands each replica
-its share (one more all-reduce per step). The loss of an epoch is tracked by the
+its share (one more all-reduce per step). A compiled loss reduced
+"mean_with_sample_weight" divides by each replica's own weight sum (Keras then scales it
+by 1/replicas): over two or more replicas the step all-reduces the weight sums and
+rescales the compiled loss, so that train and validation losses and gradients are of the
+global weighted mean, as on one device. The loss of an epoch is tracked by the
 trainer's own mean, weighted by batch size like Keras' loss tracker, so that it equals
 `fit`'s epoch loss. Metric results are read outside the replicas, where the
 SUM-aggregated accumulators add up every replica's part.
 """
 
+import warnings
+
 import keras
 import tensorflow as tf
+
+WEIGHTED_MEAN = "mean_with_sample_weight"
 
 
 class StepFunctions:
@@ -40,6 +48,9 @@ class StepFunctions:
         self.clipping = clipping_settings(model.optimizer)
         # One replica: the optimizer clips the whole gradient itself.
         self.clip_after_all_reduce = bool(self.clipping) and strategy.num_replicas_in_sync > 1
+        self.global_weighted_mean = strategy.num_replicas_in_sync > 1 and reduced_by_weighted_mean(
+            model.loss
+        )
         self.train = tf.function(self._train, reduce_retracing=True)
         self.test = tf.function(self._test, reduce_retracing=True)
         self.metric_results = tf.function(self._metric_results)
@@ -66,28 +77,72 @@ class StepFunctions:
         for metric in self.metrics:
             metric.reset_state()
 
-    def _update_metrics(self, x, y, y_pred, sample_weight, loss) -> None:
-        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
-        # The loss of one replica's batch, unscaled from 1/replicas, weighted by its size.
+    def _update_metrics(self, x, y, y_pred, sample_weight, loss, batch_share=None) -> None:
+        """`batch_share`: what the loss is weighted by in the epoch's mean (default: the
+        replica's batch size)."""
+        if batch_share is None:
+            batch_share = tf.shape(tf.nest.flatten(x)[0])[0]
+        # The loss of one replica's batch, unscaled from 1/replicas, weighted by its share.
         self.loss_tracker.update_state(
-            loss * self.strategy.num_replicas_in_sync, sample_weight=batch_size
+            loss * self.strategy.num_replicas_in_sync, sample_weight=batch_share
         )
         self.model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _compute_loss(self, x, y, y_pred, sample_weight, training: bool):
+        """The model's loss of this replica's part of the batch -> (loss, batch share).
+
+        A "mean_with_sample_weight" loss over R > 1 replicas: replica r's compiled loss
+        is S_r / W_r / R (its weighted sum over its own weight sum, scaled by Keras), so
+        it is multiplied by R * W_r / W (W_r: the sum of its sample weights, not counting
+        a Keras mask on the predictions, which no model here has; W: every replica's,
+        all-reduced; 0 when W is 0, as the loss itself is then), which makes the
+        replicas' losses add up to S / W, one device's loss. `model.losses` (also
+        scaled by 1/R) stay as they are. The epoch's mean then weights each replica's
+        loss by an equal share of the global batch, B / R, as the replicas' shares of
+        S / W need not follow their batch sizes. Otherwise (or without sample weights):
+        (loss, None).
+        """
+        model = self.model
+        loss = model.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+        if not self.global_weighted_mean or sample_weight is None:
+            return loss, None
+        replicas = self.strategy.num_replicas_in_sync
+        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
+        weight_sum = tf.add_n(
+            [
+                tf.reduce_sum(tf.cast(weight, tf.float32))
+                for weight in tf.nest.flatten(sample_weight)
+            ]
+        )
+        global_weight_sum, global_batch_size = tf.unstack(
+            tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM,
+                tf.stack([weight_sum, tf.cast(batch_size, tf.float32)]),
+            )
+        )
+        scale = tf.stop_gradient(tf.math.divide_no_nan(replicas * weight_sum, global_weight_sum))
+        # What compute_loss adds to the compiled loss: each of model.losses summed, / R.
+        regularization = tf.zeros((), loss.dtype)
+        for extra in model.losses:
+            regularization += tf.reduce_sum(tf.cast(extra, loss.dtype))
+        regularization = regularization / tf.cast(replicas, loss.dtype)
+        loss = regularization + (loss - regularization) * tf.cast(scale, loss.dtype)
+        return loss, global_batch_size / replicas
 
     def _replica_train(self, data):
         model = self.model
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
-            loss = model.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
+            loss, batch_share = self._compute_loss(x, y, y_pred, sample_weight, training=True)
             scaled_loss = model.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, model.trainable_variables)
         if self.clip_after_all_reduce:
             gradients = self._all_reduced_clipped_share(gradients)
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
-        self._update_metrics(x, y, y_pred, sample_weight, loss)
+        self._update_metrics(x, y, y_pred, sample_weight, loss, batch_share)
         return loss
 
     def _all_reduced_clipped_share(self, gradients: list) -> list:
@@ -116,10 +171,8 @@ class StepFunctions:
         model = self.model
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         y_pred = model(x, training=False)
-        loss = model.compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
-        )
-        self._update_metrics(x, y, y_pred, sample_weight, loss)
+        loss, batch_share = self._compute_loss(x, y, y_pred, sample_weight, training=False)
+        self._update_metrics(x, y, y_pred, sample_weight, loss, batch_share)
 
     def _train(self, data):
         """One step on a distributed batch -> (the step's global loss, the epoch's logs)."""
@@ -144,6 +197,20 @@ class StepFunctions:
             if variable.dtype.startswith("float") or variable.dtype.startswith("bfloat")
         ]
         return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+
+def reduced_by_weighted_mean(loss) -> bool:
+    """Whether the compiled loss (`model.loss`) is one loss reduced "mean_with_sample_weight";
+    warns that several losses with that reduction are left to Keras' per-replica means."""
+    if isinstance(loss, keras.losses.Loss):
+        return loss.reduction == WEIGHTED_MEAN
+    if any(getattr(each, "reduction", None) == WEIGHTED_MEAN for each in tf.nest.flatten(loss)):
+        warnings.warn(
+            'Several compiled losses with reduction "mean_with_sample_weight": over several '
+            "replicas each divides by its replica's own weight sum (not corrected)",
+            stacklevel=3,
+        )
+    return False
 
 
 CLIPPING_SETTINGS = ("clipnorm", "global_clipnorm", "clipvalue")

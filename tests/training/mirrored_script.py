@@ -1,6 +1,7 @@
 """Trains the tiny model on one device and under MirroredStrategy over two logical CPUs
-from the same weights on the same global batches, without and with gradient clipping;
-prints what tests/training/test_loop.py compares as one JSON line.
+from the same weights on the same global batches, without and with gradient clipping,
+and with a loss reduced "mean_with_sample_weight" (the captioners' token mean); prints
+what tests/training/test_loop.py compares as one JSON line.
 
 The logical devices must exist before TensorFlow initialises, hence a script.
 """
@@ -50,15 +51,46 @@ def weights_of_the_class_balance():
     return np.where(labels == 0, 2.0, 0.5).astype("float32")
 
 
-def train(strategy: tf.distribute.Strategy, initial_weights, **optimizer_options) -> dict:
+def weights_of_padding(count: int) -> np.ndarray:
+    """Weights whose sums differ between the replicas' halves of each unshuffled batch of
+    8 (one real example of the first 4, four of the second; the last validation batch
+    of 5 splits 3 + 2: weights 1, 0, 0 | 0, 2), and a third batch that weighs nothing."""
+    position = np.arange(count) % 8
+    weights = np.where(position < 4, position == 0, 1.0 + 0.25 * position).astype("float32")
+    weights[16:24] = 0.0
+    return weights
+
+
+def weighted_mean_data() -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    return tuple(
+        tiny_run.dataset(count, batch_size=8, shuffle=False, weights=weights_of_padding(count))
+        for count in (TRAIN_EXAMPLES, VALIDATION_EXAMPLES)
+    )
+
+
+def train(
+    strategy: tf.distribute.Strategy, initial_weights, weighted_mean=False, **optimizer_options
+) -> dict:
     with strategy.scope():
         model = tiny_run.model(**optimizer_options)
+        if weighted_mean:
+            model.compile(
+                optimizer=keras.optimizers.Adam(0.05),
+                loss=keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True, reduction="mean_with_sample_weight"
+                ),
+                weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            )
         model.set_weights(initial_weights)
+    if weighted_mean:
+        train_data, validation_data = weighted_mean_data()
+    else:
+        weights = weights_of_the_class_balance()
+        train_data = tiny_run.dataset(TRAIN_EXAMPLES, batch_size=8, weights=weights)
+        validation_data = tiny_run.dataset(VALIDATION_EXAMPLES, batch_size=8, shuffle=False)
     record = RecordSteps()
     history = Trainer(model, strategy, callbacks=[record]).fit(
-        tiny_run.dataset(TRAIN_EXAMPLES, batch_size=8, weights=weights_of_the_class_balance()),
-        EPOCHS,
-        validation_data=tiny_run.dataset(VALIDATION_EXAMPLES, batch_size=8, shuffle=False),
+        train_data, EPOCHS, validation_data=validation_data
     )
     return {
         "model": model,
@@ -91,6 +123,10 @@ def main() -> None:
         }
         for setting, options in CLIPPING.items()
     }
+    weighted_mean = {
+        "single": train(tf.distribute.get_strategy(), initial_weights, weighted_mean=True),
+        "mirrored": train(mirrored_strategy, initial_weights, weighted_mean=True),
+    }
     print(
         json.dumps(
             {
@@ -104,6 +140,10 @@ def main() -> None:
                         for run in ("single", "mirrored")
                     }
                     for setting, runs in clipped.items()
+                },
+                "weighted_mean": {
+                    run: {key: weighted_mean[run][key] for key in ("history", "losses", "weights")}
+                    for run in ("single", "mirrored")
                 },
             }
         )
