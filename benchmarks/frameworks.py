@@ -66,8 +66,11 @@ def torch_or_reason():
 
 def set_threads(threads: int, torch) -> None:
     """The same thread count for TensorFlow (before it starts) and PyTorch."""
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already runs in this process (a test session)
+        print(f"TensorFlow was already initialised: its thread pools stay, not {threads}")
     if torch is not None:
         torch.set_num_threads(threads)
         try:
