@@ -7,6 +7,21 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TINY_COUNTS = {"train": 48, "val": 8, "test": 8}
+# Folders whose files share session fixtures that are costly to build (tests/serving: an
+# export of every model): `make test` (pytest-xdist, one file per worker) sends each such
+# folder to one worker as a whole, so those fixtures are built once, not once per worker.
+SHARED_FIXTURE_FOLDERS = ("tests/serving/",)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            folder = next((f for f in SHARED_FIXTURE_FOLDERS if nodeid.startswith(f)), None)
+            return folder or super()._split_scope(nodeid)
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,8 @@ from tasks.options import TaskOptions
 
 OPTIONS = TaskOptions(image_size=32, batch_size=8, sequence_length=12, beam_size=2, seed=0)
 WORDPIECE_OPTIONS = dataclasses.replace(OPTIONS, tokenizer="wordpiece", max_vocabulary_size=200)
-# One model per signature family that reads text, and a captioner (whose signature does not).
-WORDPIECE_MODELS = ("dual_encoder", "vqa", "show_and_tell")
+# One model per family of signatures that read text.
+WORDPIECE_MODELS = ("dual_encoder", "vqa")
 
 
 @dataclass(frozen=True)
