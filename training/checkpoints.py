@@ -11,8 +11,7 @@ new checkpoint's files completely, then replaces the `checkpoint` pointer file b
 atomic rename, and only then deletes the oldest checkpoint. A kill before the rename
 leaves the pointer on the previous, complete checkpoint (the new files are orphans
 that the next save of the same number overwrites); checked by a SIGKILL inside the
-save in tests/training/test_resume.py and, through train.py, in
-tests/training/test_train_kill_resume.py (`MMZOO_TEST_PAUSE=save:N`, see
+save, through train.py, in tests/training/test_train_kill_resume.py (`MMZOO_TEST_PAUSE=save:N`, see
 training/pause_points.py, stops save N right there: its files written, the pointer
 not). Checkpoints are numbered by a counter of saves kept in the state, so a number
 is never reused for different contents.
