@@ -43,3 +43,16 @@ def mixed_bfloat16():
         yield
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
+
+
+# The longest files (training subprocesses, train.py runs) start first, so that short
+# files fill both xdist workers at the end instead of one worker finishing alone.
+LONGEST_FIRST = (
+    "tests/training/",
+    "tests/test_train_tokenizers.py",
+    "tests/test_hub_round_trip.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
