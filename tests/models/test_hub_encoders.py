@@ -1,5 +1,7 @@
 """hub:HANDLE encoders: our image and text contracts around TF Hub modules, in every model."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -17,6 +19,11 @@ from tests.models.test_registry_models import TEXT_ENCODER_MODELS, shapes_split
 
 IMAGE_SIZE = modules.IMAGE_SIZE  # the image module fixes 8x8 in its signature
 TEXTS = tf.constant(["a red circle", "is there a blue square?"])
+# The loss on the trained batches must end below this fraction of its start. The tiny
+# modules leave some models little to learn (image_only: an image alone barely predicts
+# the label; the retrieval models: batches of 8): over seeds 0-4, after 8 epochs of 5
+# steps, image_only ended at 0.89-0.95x, dual_encoder at 0.81-0.96x, most others < 0.8x.
+LOSS_BAR = 0.98
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +133,9 @@ def test_every_model_with_a_text_encoder_trains_on_a_hub_text_module(
     model = build_model(spec, task.model_arguments(vocabulary, options), user_options)
     assert "text" in model.input and "tokens" not in model.input
     task.compile_model(model, 3e-3, options)
-    batches = task.make_dataset(train, vocabulary, options, training=True).take(2).cache()
-    history, moved = fit_and_watch_hub_weights(model, batches)
-    assert history["loss"][-1] < history["loss"][0], history["loss"]
+    batches = two_fixed_batches(task, train, vocabulary, options)
+    before, after, moved = fit_and_watch_hub_weights(model, batches)
+    assert after < LOSS_BAR * before, (before, after)
     # Each hub module is fine-tuned: all its weights change.
     assert len(moved) == (1 if name == "text_only" else 2)
     assert all(all(changed) for changed in moved.values()), moved
@@ -148,12 +155,18 @@ def test_every_model_with_a_text_encoder_trains_on_a_hub_text_module(
         assert all(value.shape[0] == 2 for value in outputs.values()), signature_name
 
 
-def fit_and_watch_hub_weights(model, batches, epochs=4):
-    """Fits a few steps; returns the history and, per HubLayer, whether each of its weights
-    (batch-norm statistics included) changed."""
+def fit_and_watch_hub_weights(model, batches, epochs=8):
+    """Fits a few steps; returns the loss on `batches` before and after, and, per HubLayer,
+    whether each of its weights (batch-norm statistics included) changed.
+
+    The loss is judged in inference mode: the image module's 50% dropout on its 4 pooled
+    channels made the training loss too noisy to compare epochs (a CI run ended 0.0004
+    above its start)."""
     hub_layers = [layer for layer in nested(model) if isinstance(layer, HubLayer)]
     before = {layer.name: [np.array(w) for w in layer.weights] for layer in hub_layers}
-    history = model.fit(batches.repeat(), steps_per_epoch=5, epochs=epochs, verbose=0).history
+    loss_before = model.evaluate(batches, verbose=0, return_dict=True)["loss"]
+    model.fit(batches.repeat(), steps_per_epoch=5, epochs=epochs, verbose=0)
+    loss_after = model.evaluate(batches, verbose=0, return_dict=True)["loss"]
     moved = {
         layer.name: [
             not np.array_equal(old, np.array(new))
@@ -161,7 +174,13 @@ def fit_and_watch_hub_weights(model, batches, epochs=4):
         ]
         for layer in hub_layers
     }
-    return history, moved
+    return loss_before, loss_after, moved
+
+
+def two_fixed_batches(task, train, vocabulary, options):
+    """The same two batches on every run (a deterministic pipeline), cached."""
+    pipeline = dataclasses.replace(options, deterministic=True)
+    return task.make_dataset(train, vocabulary, pipeline, training=True).take(2).cache()
 
 
 # The models with an image encoder but no text encoder: the others train on a hub image
@@ -187,11 +206,11 @@ def test_every_model_with_an_image_encoder_trains_on_a_hub_image_module(
     keras.utils.set_random_seed(0)
     model = build_model(spec, task.model_arguments(vocabulary, options), user_options)
     task.compile_model(model, 3e-3, options)
-    batches = task.make_dataset(train, vocabulary, options, training=True).take(2).cache()
-    # Two cached batches to memorise: image_only cannot learn the shapes matching label
+    # Two fixed batches to memorise: image_only cannot learn the shapes matching label
     # itself (neither modality alone predicts it), only these 16 examples, which takes longer.
-    history, moved = fit_and_watch_hub_weights(model, batches, epochs=8)
-    assert history["loss"][-1] < history["loss"][0], history["loss"]
+    batches = two_fixed_batches(task, train, vocabulary, options)
+    before, after, moved = fit_and_watch_hub_weights(model, batches)
+    assert after < LOSS_BAR * before, (before, after)
     assert list(moved) == ["backbone"] and moved["backbone"]
     # Frozen: inference mode, so not even the batch-norm statistics move.
     assert all(changed != frozen for changed in moved["backbone"]), moved
