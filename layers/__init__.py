@@ -12,6 +12,7 @@ from layers.inference_mode_backbone import InferenceModeBackbone
 from layers.multiply_sum_fusion import MultiplySumFusion
 from layers.pairwise_attention_score import PairwiseAttentionScore
 from layers.position_embedding import PositionEmbedding
+from layers.projected_input_lstm import ProjectedInputLSTM
 from layers.projection_head import ProjectionHead
 from layers.recurrent_text_encoder import RecurrentTextEncoder
 from layers.small_cnn_encoder import SmallCNNEncoder
@@ -35,6 +36,7 @@ __all__ = [
     "InferenceModeBackbone",
     "PairwiseAttentionScore",
     "PositionEmbedding",
+    "ProjectedInputLSTM",
     "ProjectionHead",
     "RecurrentTextEncoder",
     "SmallCNNEncoder",

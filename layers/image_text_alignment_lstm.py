@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from layers.projected_input_lstm import ProjectedInputLSTM
+
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class ImageTextAlignmentLSTM(layers.Layer):
@@ -49,7 +51,7 @@ class ImageTextAlignmentLSTM(layers.Layer):
         self.embedding_dim = embedding_dim
         self.dropout = dropout
         self.image_projection = layers.Dense(embedding_dim, name="image_projection")
-        self.lstm = layers.LSTM(
+        self.lstm = ProjectedInputLSTM(
             units, return_sequences=True, dropout=dropout, unroll=unroll, name="lstm"
         )
 

@@ -3,7 +3,9 @@
 import keras
 from keras import layers
 
-CELLS = {"lstm": layers.LSTM, "gru": layers.GRU}
+from layers.projected_input_lstm import ProjectedInputLSTM
+
+CELLS = {"lstm": ProjectedInputLSTM, "gru": layers.GRU}
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

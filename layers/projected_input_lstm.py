@@ -1,0 +1,96 @@
+"""An LSTM that projects its inputs once and runs its own recurrence and backward pass."""
+
+import keras
+from keras import layers, ops
+
+from layers.lstm_sequence import compaction_order, lstm_sequence, select_steps
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class ProjectedInputLSTM(layers.LSTM):
+    """`keras.layers.LSTM`, computed the way cuDNN and PyTorch's CPU LSTM compute it.
+
+    Keras' own loop multiplies each step's input by the kernel inside the time loop,
+    lets autodiff differentiate every step (two backward matmuls per step, one with a
+    transposed operand that oneDNN runs at half speed) and, with a mask, selects every
+    output and state at every step. This layer instead:
+    - projects the whole sequence, `x @ kernel + bias`, in one matmul;
+    - runs the recurrence in `layers.lstm_sequence`, whose hand-written backward pass
+      forms the recurrent kernel's gradient in one matmul after the loop;
+    - keeps masks out of the loop: each row's real steps are moved to the front first
+      (right-padded rows stay as they are), and the masked outputs and final states
+      are picked afterwards, as Keras defines them (a masked step repeats the last
+      real output; `zero_output_for_mask` gives zeros).
+
+    Everything else is `layers.LSTM`'s: the same weights under the same names (a saved
+    LSTM's weights load into it), the same gates (i, f, c, o), `go_backwards`, `unroll`
+    (the loop is always unrolled; T must be static), input dropout (one mask for every
+    step, as the cell applies it) and configuration. It falls back to Keras' loop for
+    what it does not cover: recurrent dropout, `implementation=1`, other activations,
+    an unknown sequence length, and TensorFlow with a GPU, where `layers.LSTM` may pick
+    cuDNN.
+
+    Example:
+        >>> lstm = ProjectedInputLSTM(8, return_sequences=True)
+        >>> lstm(keras.ops.ones((2, 5, 3))).shape
+        (2, 5, 8)
+    """
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        cell = self.cell
+        if not self._runs_its_own_loop(sequences):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if training and 0.0 < cell.dropout < 1.0:
+            step_mask = cell.get_dropout_mask(sequences[:, 0, :])
+            sequences = sequences * ops.expand_dims(step_mask, 1)
+        if self.go_backwards:
+            sequences = ops.flip(sequences, axis=1)
+            mask = None if mask is None else ops.flip(mask, axis=1)
+        h0, c0 = initial_state
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
+            order, counts = compaction_order(mask)
+            sequences = select_steps(order, sequences)
+        projected = ops.matmul(sequences, cell.kernel)
+        if cell.use_bias:
+            projected = projected + cell.bias
+        # A tensor, not the variable: the custom gradient is for its arguments only.
+        recurrent_kernel = ops.copy(ops.cast(cell.recurrent_kernel, projected.dtype))
+        hidden, cells = lstm_sequence(projected, h0, c0, recurrent_kernel)
+        if mask is None:
+            return hidden[:, -1], hidden, [hidden[:, -1], cells[:, -1]]
+        return _masked_results(hidden, cells, h0, c0, mask, counts, self.zero_output_for_mask)
+
+    def _runs_its_own_loop(self, sequences) -> bool:
+        cell = self.cell
+        return (
+            not cell.recurrent_dropout
+            and cell.implementation == 2
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and sequences.shape[1] is not None
+            and not _tensorflow_gpu_visible()
+        )
+
+
+def _masked_results(hidden, cells, h0, c0, mask, counts, zero_output_for_mask):
+    """Keras' masked-RNN results from states computed over the compacted steps: a masked
+    step repeats the last real output (zeros before any, or always zeros with
+    zero_output_for_mask), and the final states are those after the last real step."""
+    shown = mask if zero_output_for_mask else counts > 0
+    outputs = select_steps(counts - 1, hidden, keep=shown)
+    last = counts[:, -1:] - 1  # -1 where a row has no real step: selects zeros
+    any_real = last >= 0
+    h = ops.where(any_real, select_steps(last, hidden)[:, 0], h0)
+    c = ops.where(any_real, select_steps(last, cells)[:, 0], c0)
+    return outputs[:, -1], outputs, [h, c]
+
+
+def _tensorflow_gpu_visible() -> bool:
+    if keras.config.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))

@@ -1,0 +1,125 @@
+"""ProjectedInputLSTM computes what keras.layers.LSTM computes, from the same weights."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layers.projected_input_lstm import ProjectedInputLSTM
+
+RNG = np.random.default_rng(0)
+SEQUENCES = RNG.normal(size=(4, 6, 5)).astype("float32")
+# Trailing padding as the tokenizers make it, a row with gaps, and one with no real step.
+MASK = np.array(
+    [[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 1, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0]], bool
+)
+
+SETTINGS = {
+    "sequences": {"return_sequences": True},
+    "states_backwards": {"return_sequences": True, "return_state": True, "go_backwards": True},
+    "unrolled_states": {"unroll": True, "return_state": True},
+    "unrolled_backwards": {"unroll": True, "return_sequences": True, "go_backwards": True},
+    "zero_output_for_mask": {
+        "return_sequences": True,
+        "return_state": True,
+        "zero_output_for_mask": True,
+    },
+}
+
+
+def twin_layers(units=4, **settings):
+    """A keras LSTM and a ProjectedInputLSTM holding the same weights."""
+    reference = keras.layers.LSTM(units, **settings)
+    projected = ProjectedInputLSTM(units, **settings)
+    reference.build(SEQUENCES.shape)
+    projected.build(SEQUENCES.shape)
+    projected.set_weights(reference.get_weights())
+    return reference, projected
+
+
+def outputs_and_gradients(layer, mask, training=False):
+    inputs = tf.constant(SEQUENCES)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = layer(inputs, mask=None if mask is None else tf.constant(mask), training=training)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        total = sum(tf.reduce_sum(output * (index + 1.0)) for index, output in enumerate(outputs))
+    gradients = tape.gradient(total, [inputs, *layer.trainable_weights])
+    return [np.array(value) for value in outputs], [np.array(value) for value in gradients]
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_outputs_and_gradients_match_keras_lstm(setting, masked):
+    reference, projected = twin_layers(**SETTINGS[setting])
+    mask = MASK if masked else None
+    expected_outputs, expected_gradients = outputs_and_gradients(reference, mask)
+    outputs, gradients = outputs_and_gradients(projected, mask)
+    expected = expected_outputs + expected_gradients
+    for got, want in zip(outputs + gradients, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_an_unknown_length_falls_back_to_the_keras_loop():
+    reference, projected = twin_layers(return_sequences=True)
+    spec = tf.TensorSpec((None, None, 5), tf.float32)
+    call = tf.function(lambda sequences: projected(sequences), input_signature=[spec])
+    np.testing.assert_allclose(call(SEQUENCES), reference(SEQUENCES), rtol=1e-5, atol=1e-6)
+
+
+def test_input_dropout_draws_the_same_mask_as_keras_lstm():
+    # Same seed, same single draw: the cell's mask for step 0, reused at every step.
+    reference, projected = twin_layers(return_sequences=True, dropout=0.4, seed=7)
+    expected, _ = outputs_and_gradients(reference, MASK, training=True)
+    got, _ = outputs_and_gradients(projected, MASK, training=True)
+    inference, _ = outputs_and_gradients(projected, MASK, training=False)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got[0], inference[0])  # dropout acted
+
+
+def test_recurrent_dropout_falls_back_to_the_cell_loop():
+    reference, projected = twin_layers(return_sequences=True, recurrent_dropout=0.3, seed=3)
+    expected, _ = outputs_and_gradients(reference, MASK, training=True)
+    got, _ = outputs_and_gradients(projected, MASK, training=True)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-6)
+
+
+def test_bidirectional_builds_a_projected_backward_layer_and_matches():
+    reference = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True))
+    projected = keras.layers.Bidirectional(ProjectedInputLSTM(4, return_sequences=True))
+    reference.build(SEQUENCES.shape)
+    projected.build(SEQUENCES.shape)
+    projected.set_weights(reference.get_weights())
+    assert isinstance(projected.backward_layer, ProjectedInputLSTM)
+    np.testing.assert_allclose(
+        projected(SEQUENCES, mask=MASK), reference(SEQUENCES, mask=MASK), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_weights_saved_with_keras_lstm_load_into_the_text_encoder(tmp_path, monkeypatch):
+    # Text encoders saved before this layer replaced keras.layers.LSTM still load.
+    from layers import recurrent_text_encoder
+
+    tokens = np.array([[3, 1, 4, 0, 0, 0], [2, 7, 1, 8, 2, 8]], dtype="int32")
+
+    def encoder_model():
+        inputs = keras.Input((6,), dtype="int32")
+        outputs = recurrent_text_encoder.RecurrentTextEncoder(10, 5, 4)(inputs)
+        return keras.Model(inputs, outputs)
+
+    with monkeypatch.context() as patch:
+        patch.setitem(recurrent_text_encoder.CELLS, "lstm", keras.layers.LSTM)
+        saved = encoder_model()
+    assert type(saved.layers[1].recurrent) is keras.layers.LSTM
+    saved.save_weights(tmp_path / "encoder.weights.h5")
+    loaded = encoder_model()
+    assert isinstance(loaded.layers[1].recurrent, ProjectedInputLSTM)
+    loaded.load_weights(tmp_path / "encoder.weights.h5")
+    for key in ("sequence", "pooled"):
+        np.testing.assert_allclose(loaded(tokens)[key], saved(tokens)[key], rtol=1e-5, atol=1e-6)
+
+
+def test_config_round_trip():
+    layer = ProjectedInputLSTM(4, return_sequences=True, dropout=0.1, unroll=True)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(clone, ProjectedInputLSTM) and clone.get_config() == layer.get_config()
