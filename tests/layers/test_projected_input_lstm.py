@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from layers import ImageTextAlignmentLSTM, RecurrentTextEncoder, projected_input_lstm
 from layers.projected_input_lstm import ProjectedInputLSTM
 
 RNG = np.random.default_rng(0)
@@ -25,6 +26,21 @@ SETTINGS = {
         "zero_output_for_mask": True,
     },
 }
+
+
+@pytest.fixture
+def own_loop_runs(monkeypatch):
+    """Counts the calls of the layer's own recurrence: the equivalence checks below would
+    pass just as well if the layer always fell back to Keras' loop."""
+    calls = []
+    recurrence = projected_input_lstm.lstm_sequence
+
+    def counted(*arguments):
+        calls.append(1)
+        return recurrence(*arguments)
+
+    monkeypatch.setattr(projected_input_lstm, "lstm_sequence", counted)
+    return calls
 
 
 def twin_layers(units=4, **settings):
@@ -50,38 +66,49 @@ def outputs_and_gradients(layer, mask, training=False):
 
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("setting", list(SETTINGS))
-def test_outputs_and_gradients_match_keras_lstm(setting, masked):
+def test_outputs_and_gradients_match_keras_lstm(setting, masked, own_loop_runs):
     reference, projected = twin_layers(**SETTINGS[setting])
     mask = MASK if masked else None
     expected_outputs, expected_gradients = outputs_and_gradients(reference, mask)
     outputs, gradients = outputs_and_gradients(projected, mask)
+    assert own_loop_runs == [1]
     expected = expected_outputs + expected_gradients
     for got, want in zip(outputs + gradients, expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_an_unknown_length_falls_back_to_the_keras_loop():
+def test_an_unknown_length_falls_back_to_the_keras_loop(own_loop_runs):
     reference, projected = twin_layers(return_sequences=True)
     spec = tf.TensorSpec((None, None, 5), tf.float32)
     call = tf.function(lambda sequences: projected(sequences), input_signature=[spec])
     np.testing.assert_allclose(call(SEQUENCES), reference(SEQUENCES), rtol=1e-5, atol=1e-6)
+    assert own_loop_runs == []
 
 
-def test_input_dropout_draws_the_same_mask_as_keras_lstm():
+def test_input_dropout_draws_the_same_mask_as_keras_lstm(own_loop_runs):
     # Same seed, same single draw: the cell's mask for step 0, reused at every step.
     reference, projected = twin_layers(return_sequences=True, dropout=0.4, seed=7)
     expected, _ = outputs_and_gradients(reference, MASK, training=True)
     got, _ = outputs_and_gradients(projected, MASK, training=True)
+    assert own_loop_runs == [1]
     inference, _ = outputs_and_gradients(projected, MASK, training=False)
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(got[0], inference[0])  # dropout acted
 
 
-def test_recurrent_dropout_falls_back_to_the_cell_loop():
+def test_recurrent_dropout_falls_back_to_the_cell_loop(own_loop_runs):
     reference, projected = twin_layers(return_sequences=True, recurrent_dropout=0.3, seed=3)
     expected, _ = outputs_and_gradients(reference, MASK, training=True)
     got, _ = outputs_and_gradients(projected, MASK, training=True)
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-6)
+    assert own_loop_runs == []
+
+
+def test_the_zoo_recurrent_layers_run_it():
+    assert isinstance(RecurrentTextEncoder(10, 5, 4).recurrent, ProjectedInputLSTM)
+    bidirectional = RecurrentTextEncoder(10, 5, 4, bidirectional=True).recurrent
+    assert isinstance(bidirectional.forward_layer, ProjectedInputLSTM)
+    assert isinstance(ImageTextAlignmentLSTM(4, 5).lstm, ProjectedInputLSTM)
 
 
 def test_bidirectional_builds_a_projected_backward_layer_and_matches():
