@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from layers.projected_input_lstm import ProjectedInputLSTM
+from layers.time_slices import steps_from
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -73,7 +74,7 @@ class ImageTextAlignmentLSTM(layers.Layer):
             image_mask = keras.ops.ones_like(mask[:, :1], dtype="bool")
             sequence_mask = keras.ops.concatenate([image_mask, keras.ops.cast(mask, "bool")], 1)
         outputs = self.lstm(sequence, mask=sequence_mask, training=training)
-        return outputs[:, 1:]
+        return steps_from(outputs, 1)
 
     def compute_output_shape(self, image_features_shape, token_embeddings_shape):
         return (*token_embeddings_shape[:2], self.units)

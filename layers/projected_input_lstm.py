@@ -4,6 +4,7 @@ import keras
 from keras import layers, ops
 
 from layers.lstm_sequence import compaction_order, lstm_sequence, select_steps
+from layers.time_slices import last_step, only_step
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -60,7 +61,8 @@ class ProjectedInputLSTM(layers.LSTM):
         recurrent_kernel = ops.copy(ops.cast(cell.recurrent_kernel, projected.dtype))
         hidden, cells = lstm_sequence(projected, h0, c0, recurrent_kernel)
         if mask is None:
-            return hidden[:, -1], hidden, [hidden[:, -1], cells[:, -1]]
+            last = last_step(hidden)
+            return last, hidden, [last, last_step(cells)]
         return _masked_results(hidden, cells, h0, c0, mask, counts, self.zero_output_for_mask)
 
     def _runs_its_own_loop(self, sequences) -> bool:
@@ -83,9 +85,9 @@ def _masked_results(hidden, cells, h0, c0, mask, counts, zero_output_for_mask):
     outputs = select_steps(counts - 1, hidden, keep=shown)
     last = counts[:, -1:] - 1  # -1 where a row has no real step: selects zeros
     any_real = last >= 0
-    h = ops.where(any_real, select_steps(last, hidden)[:, 0], h0)
-    c = ops.where(any_real, select_steps(last, cells)[:, 0], c0)
-    return outputs[:, -1], outputs, [h, c]
+    h = ops.where(any_real, only_step(select_steps(last, hidden)), h0)
+    c = ops.where(any_real, only_step(select_steps(last, cells)), c0)
+    return last_step(outputs), outputs, [h, c]
 
 
 def _tensorflow_gpu_visible() -> bool:
