@@ -1,5 +1,7 @@
 """ProjectedInputLSTM computes what keras.layers.LSTM computes, from the same weights."""
 
+import collections
+
 import keras
 import numpy as np
 import pytest
@@ -150,3 +152,35 @@ def test_config_round_trip():
     layer = ProjectedInputLSTM(4, return_sequences=True, dropout=0.1, unroll=True)
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert isinstance(clone, ProjectedInputLSTM) and clone.get_config() == layer.get_config()
+
+
+def test_the_backward_steps_multiply_by_a_materialized_transpose():
+    """Each backward step's MatMul reads the recurrent kernel's transpose through a
+    Snapshot: fed by a Transpose op directly, TensorFlow's optimizer folds it into the
+    MatMul as transpose_b=True, which oneDNN runs at about half speed."""
+    from layers.lstm_sequence import lstm_sequence
+
+    projected = tf.random.normal((2, 3, 8))
+    states = tf.zeros((2, 2))
+    kernel = tf.random.normal((2, 8))
+
+    @tf.function
+    def gradients(projected, kernel):
+        with tf.GradientTape() as tape:
+            tape.watch([projected, kernel])
+            hidden, _ = lstm_sequence(projected, states, states, kernel)
+            loss = tf.reduce_sum(hidden)
+        return tape.gradient(loss, [projected, kernel])
+
+    graph = gradients.get_concrete_function(projected, kernel).graph
+    # The custom gradient's backward is a function of its own inside the graph.
+    operations = graph.get_operations() + [
+        op for function in graph._functions.values() for op in function.graph.get_operations()
+    ]
+    readers = collections.Counter(
+        op.inputs[1].op.type
+        for op in operations
+        if op.type == "MatMul" and not op.get_attr("transpose_a")
+    )
+    assert readers["Snapshot"] >= 2, readers  # every backward step but the last
+    assert "Transpose" not in readers, readers
