@@ -7,8 +7,9 @@ FUSED_DTYPES = ("float16", "bfloat16", "float32")
 FUSED_MINIMUM_EPSILON = 1.001e-5  # FusedBatchNormV3 refuses smaller ones (cuDNN's limit)
 
 
-def fuses(normalization: layers.BatchNormalization, inputs) -> bool:
-    """Whether `train_fused` covers this layer and input: TensorFlow, a trainable layer,
+def fuses(normalization: layers.Layer, inputs) -> bool:
+    """Whether `train_fused` covers this layer and input: TensorFlow, a trainable
+    `BatchNormalization` (not a subclass, which may compute otherwise),
     4-D channels-last input of a float dtype, no renorm or synchronized statistics, and
     an epsilon the kernel accepts."""
     return (

@@ -129,9 +129,7 @@ class SmallCNNEncoder(layers.Layer):
         """The stage's layers, with each batch norm as one fused kernel where TensorFlow
         has it (`layers.fused_batch_norm`)."""
         for layer in stage:
-            if isinstance(layer, layers.BatchNormalization) and fused_batch_norm.fuses(
-                layer, features
-            ):
+            if fused_batch_norm.fuses(layer, features):
                 features = fused_batch_norm.train_fused(layer, features)
             else:
                 features = layer(features, training=True)

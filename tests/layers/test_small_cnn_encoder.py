@@ -1,4 +1,5 @@
-"""SmallCNNEncoder's inference path folds batch norm into the convolutions, exactly."""
+"""SmallCNNEncoder's fast paths give its layers' results: inference folds batch norm into
+the convolutions, training runs it as TensorFlow's fused kernel."""
 
 import keras
 import numpy as np
