@@ -1,44 +1,59 @@
-"""The LSTM recurrence over a whole sequence, with a hand-written backward pass.
+"""The LSTM over a whole sequence, input projection included, with a hand-written
+backward pass.
 
 Autodiff of a step-by-step LSTM makes, per step, two backward matmuls (one of them
 with a transposed [U, 4U] operand, which oneDNN runs at half speed) and, with a
 mask, a select for every output and state. Here the backward pass computes the
-gates' gradients step by step, multiplies only by the pre-transposed recurrent
-kernel inside the loop, and forms the recurrent kernel's gradient once, as one
-[U, B*T] x [B*T, 4U] matmul after it, as cuDNN and PyTorch's CPU LSTM do. Masks
-never enter the loop: the caller moves each row's real steps to the front first
-(`compaction_order`), which leaves the usual right-padded rows as they are.
+gates' gradients step by step, multiplies only by the recurrent kernel inside the
+loop, and forms the kernels' gradients once, as [., B*T] x [B*T, 4U] matmuls after
+it, as cuDNN and PyTorch's CPU LSTM do.
+
+The recurrence runs feature-major: the states are [U, B] and each step's gates
+[4U, B], so the four gates are consecutive blocks of memory. Cutting them apart is
+then free (a split along the first axis shares the buffer), where the batch-major
+[B, 4U] split copied every step (3.6 ms of show_and_tell's step), and joining the
+backward step's four gate gradients is one contiguous copy. The layout changes
+once on the way in and once on the way out.
+
+Masks never enter the loop: the caller moves each row's real steps to the front
+first (`compaction_order`), which leaves the usual right-padded rows as they are.
 """
 
 import keras
 from keras import ops
 
 
-def lstm_sequence(projected, h0, c0, recurrent_kernel):
-    """Runs `z_t = projected_t + h_{t-1} @ recurrent_kernel` with Keras' gates (i, f, c, o;
-    sigmoid and tanh) over every step.
+def lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel):
+    """Runs `z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel` with Keras' gates
+    (i, f, c, o; sigmoid and tanh) over every step.
 
     Args:
-        projected: [B, T, 4U], each step's `x_t @ kernel + bias`; T must be static.
+        sequences: [B, T, E]; T must be static.
+        kernel: [E, 4U]; bias: [4U].
         h0, c0: [B, U], the initial states.
         recurrent_kernel: [U, 4U].
 
     Returns:
         (H, C): [B, T, U] each, the hidden and cell state after every step.
     """
-    return _lstm_sequence(projected, h0, c0, recurrent_kernel)
+    return _lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel)
 
 
 @ops.custom_gradient
-def _lstm_sequence(projected, h0, c0, recurrent_kernel):
-    steps = projected.shape[1]
-    recurrent_transposed = _materialized_transpose(recurrent_kernel)  # [4U, U], for the backward
-    inputs = ops.unstack(projected, num=steps, axis=1)
-    h, c = h0, c0
+def _lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel):
+    steps, features = sequences.shape[1], sequences.shape[2]
+    units = recurrent_kernel.shape[0]
+    kernel_transposed = _materialized_transpose(kernel)  # [4U, E]
+    recurrent_transposed = _materialized_transpose(recurrent_kernel)  # [4U, U]
+    # [4U, E] x [T, E, B] -> [T, 4U, B]: every step's input gates, feature-major.
+    projected = ops.matmul(kernel_transposed, ops.transpose(sequences, (1, 2, 0)))
+    projected = projected + ops.reshape(bias, (4 * units, 1))
+    h0_steps = _materialized_transpose(h0)  # [U, B]
+    h, c = h0_steps, ops.transpose(c0)
     saved, hs, cs = [], [], []
-    for z_input in inputs:
-        z = z_input + ops.matmul(h, recurrent_kernel)
-        z_i, z_f, z_g, z_o = ops.split(z, 4, axis=-1)
+    for z_input in ops.unstack(projected, num=steps, axis=0):
+        z = z_input + ops.matmul(recurrent_transposed, h)
+        z_i, z_f, z_g, z_o = ops.split(z, 4, axis=0)
         i, f, o = ops.sigmoid(z_i), ops.sigmoid(z_f), ops.sigmoid(z_o)
         g = ops.tanh(z_g)
         c_previous = c
@@ -48,26 +63,29 @@ def _lstm_sequence(projected, h0, c0, recurrent_kernel):
         saved.append((i, f, g, o, c_previous, tanh_c))
         hs.append(h)
         cs.append(c)
-    hidden = ops.stack(hs, axis=1)
-    cells = ops.stack(cs, axis=1)
+    hidden_steps = ops.stack(hs, axis=0)  # [T, U, B]
+    hidden = ops.transpose(hidden_steps, (2, 0, 1))
+    cells = ops.transpose(ops.stack(cs, axis=0), (2, 0, 1))
 
     def backward(*upstream, **unused):
         # TensorFlow passes one gradient per output; JAX one tuple of them.
         if len(upstream) == 1 and isinstance(upstream[0], (tuple, list)):
             upstream = tuple(upstream[0])
-        d_hidden, d_cells = (
-            ops.zeros_like(value) if grad is None else grad
-            for grad, value in zip(upstream, (hidden, cells), strict=True)
+        d_hidden_steps, d_cell_steps = (
+            [None] * steps
+            if grad is None
+            else ops.unstack(ops.transpose(grad, (1, 2, 0)), num=steps, axis=0)
+            for grad in upstream
         )
-        d_hidden_steps = ops.unstack(d_hidden, num=steps, axis=1)
-        d_cell_steps = ops.unstack(d_cells, num=steps, axis=1)
-        dh_next = ops.zeros_like(h0)
-        dc_next = ops.zeros_like(c0)
+        dh_next = ops.zeros_like(h)
+        dc_next = ops.zeros_like(c)
         dz_steps = [None] * steps
         for t in reversed(range(steps)):
             i, f, g, o, c_previous, tanh_c = saved[t]
-            dh = d_hidden_steps[t] + dh_next
-            dc = d_cell_steps[t] + dc_next + dh * o * (1.0 - tanh_c * tanh_c)
+            dh = dh_next if d_hidden_steps[t] is None else d_hidden_steps[t] + dh_next
+            dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
+            if d_cell_steps[t] is not None:
+                dc = dc + d_cell_steps[t]
             dz = ops.concatenate(
                 [
                     dc * g * i * (1.0 - i),
@@ -75,28 +93,40 @@ def _lstm_sequence(projected, h0, c0, recurrent_kernel):
                     dc * i * (1.0 - g * g),
                     dh * tanh_c * o * (1.0 - o),
                 ],
-                axis=-1,
+                axis=0,
             )
             dz_steps[t] = dz
             dc_next = dc * f
-            dh_next = ops.matmul(dz, recurrent_transposed)
-        d_projected = ops.stack(dz_steps, axis=1)
-        previous_hidden = ops.concatenate([ops.expand_dims(h0, 1), hidden[:, :-1]], axis=1)
-        units = recurrent_kernel.shape[0]
-        d_recurrent = ops.matmul(
-            ops.transpose(ops.reshape(previous_hidden, (-1, units))),
-            ops.reshape(d_projected, (-1, 4 * units)),
+            dh_next = ops.matmul(recurrent_kernel, dz)
+        # [T, 4U, B] -> [T * B, 4U]: one row per (step, example), time-major.
+        d_projected = ops.reshape(
+            ops.transpose(ops.stack(dz_steps, axis=0), (0, 2, 1)), (-1, 4 * units)
         )
-        return d_projected, dh_next, dc_next, d_recurrent
+        previous_hidden = ops.concatenate([ops.expand_dims(h0_steps, 0), hidden_steps[:-1]], 0)
+        previous_rows = ops.reshape(ops.transpose(previous_hidden, (0, 2, 1)), (-1, units))
+        input_rows = ops.reshape(ops.transpose(sequences, (1, 0, 2)), (-1, features))
+        d_recurrent = ops.matmul(ops.transpose(previous_rows), d_projected)
+        d_kernel = ops.matmul(ops.transpose(input_rows), d_projected)
+        d_bias = ops.sum(d_projected, axis=0)
+        d_input_rows = ops.matmul(d_projected, kernel_transposed)  # [T * B, E]
+        d_sequences = ops.transpose(ops.reshape(d_input_rows, (steps, -1, features)), (1, 0, 2))
+        return (
+            d_sequences,
+            d_kernel,
+            d_bias,
+            ops.transpose(dh_next),
+            ops.transpose(dc_next),
+            d_recurrent,
+        )
 
     return (hidden, cells), backward
 
 
 def _materialized_transpose(matrix):
-    """The transpose as its own tensor. TensorFlow's graph optimizer would otherwise fold a
-    Transpose into the MatMul that reads it (`transpose_b=True`), which oneDNN runs at
-    about half speed: 16 backward steps took 10 ms instead of 5. A Snapshot between them
-    keeps the fold from matching."""
+    """The transpose of a 2-D tensor as its own tensor. TensorFlow's graph optimizer
+    would otherwise fold a Transpose into the MatMul that reads it (`transpose_a/b`);
+    oneDNN ran the backward steps' `transpose_b` MatMuls at about half speed (16 steps:
+    10 ms, not 5). A Snapshot between them keeps the fold from matching."""
     transposed = ops.transpose(matrix)
     if keras.config.backend() != "tensorflow":
         return transposed

@@ -54,12 +54,15 @@ class ProjectedInputLSTM(layers.LSTM):
             mask = ops.cast(mask, "bool")
             order, counts = compaction_order(mask)
             sequences = select_steps(order, sequences)
-        projected = ops.matmul(sequences, cell.kernel)
+        # Tensors, not the variables: the custom gradient is for its arguments only.
+        dtype = sequences.dtype
+        kernel = ops.copy(ops.cast(cell.kernel, dtype))
+        recurrent_kernel = ops.copy(ops.cast(cell.recurrent_kernel, dtype))
         if cell.use_bias:
-            projected = projected + cell.bias
-        # A tensor, not the variable: the custom gradient is for its arguments only.
-        recurrent_kernel = ops.copy(ops.cast(cell.recurrent_kernel, projected.dtype))
-        hidden, cells = lstm_sequence(projected, h0, c0, recurrent_kernel)
+            bias = ops.copy(ops.cast(cell.bias, dtype))
+        else:
+            bias = ops.zeros((4 * cell.units,), dtype)
+        hidden, cells = lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel)
         if mask is None:
             last = last_step(hidden)
             return last, hidden, [last, last_step(cells)]

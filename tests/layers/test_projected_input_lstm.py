@@ -154,33 +154,38 @@ def test_config_round_trip():
     assert isinstance(clone, ProjectedInputLSTM) and clone.get_config() == layer.get_config()
 
 
-def test_the_backward_steps_multiply_by_a_materialized_transpose():
-    """Each backward step's MatMul reads the recurrent kernel's transpose through a
-    Snapshot: fed by a Transpose op directly, TensorFlow's optimizer folds it into the
-    MatMul as transpose_b=True, which oneDNN runs at about half speed."""
+def test_no_step_multiplies_by_a_transpose_the_optimizer_would_fold():
+    """The forward steps (and the input projection) read the kernels' transposes through
+    a Snapshot, the backward steps the recurrent kernel itself: fed by a Transpose op
+    directly, TensorFlow's optimizer folds it into the MatMul as transpose_a/b=True, and
+    oneDNN ran the transpose_b ones at about half speed."""
     from layers.lstm_sequence import lstm_sequence
 
-    projected = tf.random.normal((2, 3, 8))
+    steps = 3
+    sequences = tf.random.normal((2, steps, 5))
     states = tf.zeros((2, 2))
-    kernel = tf.random.normal((2, 8))
+    kernel, bias, recurrent = tf.random.normal((5, 8)), tf.zeros(8), tf.random.normal((2, 8))
 
     @tf.function
-    def gradients(projected, kernel):
+    def gradients(sequences, kernel, recurrent):
         with tf.GradientTape() as tape:
-            tape.watch([projected, kernel])
-            hidden, _ = lstm_sequence(projected, states, states, kernel)
+            tape.watch([sequences, kernel, recurrent])
+            hidden, _ = lstm_sequence(sequences, kernel, bias, states, states, recurrent)
             loss = tf.reduce_sum(hidden)
-        return tape.gradient(loss, [projected, kernel])
+        return tape.gradient(loss, [sequences, kernel, recurrent])
 
-    graph = gradients.get_concrete_function(projected, kernel).graph
+    graph = gradients.get_concrete_function(sequences, kernel, recurrent).graph
     # The custom gradient's backward is a function of its own inside the graph.
     operations = graph.get_operations() + [
         op for function in graph._functions.values() for op in function.graph.get_operations()
     ]
-    readers = collections.Counter(
-        op.inputs[1].op.type
-        for op in operations
-        if op.type == "MatMul" and not op.get_attr("transpose_a")
-    )
-    assert readers["Snapshot"] >= 2, readers  # every backward step but the last
-    assert "Transpose" not in readers, readers
+    matmuls = [op for op in operations if op.type in ("MatMul", "BatchMatMulV2")]
+    flag = {"MatMul": "transpose_b", "BatchMatMulV2": "adj_y"}
+    assert not [op.name for op in matmuls if op.get_attr(flag[op.type])]
+    assert not [
+        op.name for op in matmuls if op.type == "MatMul" and op.inputs[1].op.type == "Transpose"
+    ]
+    left = collections.Counter(op.inputs[0].op.type for op in matmuls)
+    # Each forward step and the projection; the input gradient reads it on the right.
+    assert left["Snapshot"] == steps + 1, left
+    assert left["Placeholder"] == steps, left  # each backward step: the recurrent kernel
