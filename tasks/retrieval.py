@@ -24,6 +24,7 @@ from tasks.options import (
     text_inputs,
     training_pairs_dataset,
 )
+from training import fused_adam
 
 NAME = "retrieval"
 
@@ -70,9 +71,7 @@ def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions
         raise ValueError(
             f"Unknown retrieval loss {options.loss!r}; expected one of {sorted(RETRIEVAL_LOSSES)}."
         )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss=RETRIEVAL_LOSSES[options.loss]()
-    )
+    model.compile(optimizer=fused_adam.adam(learning_rate), loss=RETRIEVAL_LOSSES[options.loss]())
 
 
 class RetrievalEncoders(tf.Module):
