@@ -22,6 +22,12 @@ first (`compaction_order`), which leaves the usual right-padded rows as they are
 import keras
 from keras import ops
 
+# The backward pass forms the kernels' gradients of every CHUNK_STEPS steps as soon as
+# their gate gradients are known, while the recurrence goes on with the earlier steps:
+# the step-by-step recurrence keeps about one core busy, these matmuls take the other.
+# In show_and_tell (33 steps) this took 1.5 to 2 ms off a step of 85 to 90 ms.
+CHUNK_STEPS = 8
+
 
 def lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel):
     """Runs `z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel` with Keras' gates
@@ -77,39 +83,53 @@ def _lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel):
             else ops.unstack(ops.transpose(grad, (1, 2, 0)), num=steps, axis=0)
             for grad in upstream
         )
+        previous_hidden = ops.concatenate([ops.expand_dims(h0_steps, 0), hidden_steps[:-1]], 0)
+        chunks = _chunks(steps)
+        starts = [start for start, _ in chunks[1:]]
+        # Per chunk of steps, time-major rows [chunk steps, B, .] of what multiplied the kernels.
+        previous_rows = _split_steps(ops.transpose(previous_hidden, (0, 2, 1)), starts)
+        input_rows = _split_steps(ops.transpose(sequences, (1, 0, 2)), starts)
         dh_next = ops.zeros_like(h)
         dc_next = ops.zeros_like(c)
         dz_steps = [None] * steps
-        for t in reversed(range(steps)):
-            i, f, g, o, c_previous, tanh_c = saved[t]
-            dh = dh_next if d_hidden_steps[t] is None else d_hidden_steps[t] + dh_next
-            dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
-            if d_cell_steps[t] is not None:
-                dc = dc + d_cell_steps[t]
-            dz = ops.concatenate(
-                [
-                    dc * g * i * (1.0 - i),
-                    dc * c_previous * f * (1.0 - f),
-                    dc * i * (1.0 - g * g),
-                    dh * tanh_c * o * (1.0 - o),
-                ],
-                axis=0,
+        d_recurrent = d_kernel = d_bias = 0.0
+        d_input_chunks = [None] * len(chunks)
+        for chunk in reversed(range(len(chunks))):
+            start, stop = chunks[chunk]
+            for t in reversed(range(start, stop)):
+                i, f, g, o, c_previous, tanh_c = saved[t]
+                dh = dh_next if d_hidden_steps[t] is None else d_hidden_steps[t] + dh_next
+                dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
+                if d_cell_steps[t] is not None:
+                    dc = dc + d_cell_steps[t]
+                dz = ops.concatenate(
+                    [
+                        dc * g * i * (1.0 - i),
+                        dc * c_previous * f * (1.0 - f),
+                        dc * i * (1.0 - g * g),
+                        dh * tanh_c * o * (1.0 - o),
+                    ],
+                    axis=0,
+                )
+                dz_steps[t] = dz
+                dc_next = dc * f
+                dh_next = ops.matmul(recurrent_kernel, dz)
+            # The chunk's share of the kernels' gradients: independent of the steps
+            # still to come, so it runs beside them.
+            # [steps, 4U, B] -> [steps * B, 4U]: one row per (step, example), time-major.
+            d_projected = ops.reshape(
+                ops.transpose(ops.stack(dz_steps[start:stop], axis=0), (0, 2, 1)), (-1, 4 * units)
             )
-            dz_steps[t] = dz
-            dc_next = dc * f
-            dh_next = ops.matmul(recurrent_kernel, dz)
-        # [T, 4U, B] -> [T * B, 4U]: one row per (step, example), time-major.
-        d_projected = ops.reshape(
-            ops.transpose(ops.stack(dz_steps, axis=0), (0, 2, 1)), (-1, 4 * units)
-        )
-        previous_hidden = ops.concatenate([ops.expand_dims(h0_steps, 0), hidden_steps[:-1]], 0)
-        previous_rows = ops.reshape(ops.transpose(previous_hidden, (0, 2, 1)), (-1, units))
-        input_rows = ops.reshape(ops.transpose(sequences, (1, 0, 2)), (-1, features))
-        d_recurrent = ops.matmul(ops.transpose(previous_rows), d_projected)
-        d_kernel = ops.matmul(ops.transpose(input_rows), d_projected)
-        d_bias = ops.sum(d_projected, axis=0)
-        d_input_rows = ops.matmul(d_projected, kernel_transposed)  # [T * B, E]
-        d_sequences = ops.transpose(ops.reshape(d_input_rows, (steps, -1, features)), (1, 0, 2))
+            d_recurrent += ops.matmul(
+                ops.transpose(ops.reshape(previous_rows[chunk], (-1, units))), d_projected
+            )
+            d_kernel += ops.matmul(
+                ops.transpose(ops.reshape(input_rows[chunk], (-1, features))), d_projected
+            )
+            d_bias += ops.sum(d_projected, axis=0)
+            d_input_rows = ops.matmul(d_projected, kernel_transposed)  # [steps * B, E]
+            d_input_chunks[chunk] = ops.reshape(d_input_rows, (stop - start, -1, features))
+        d_sequences = ops.transpose(ops.concatenate(d_input_chunks, axis=0), (1, 0, 2))
         return (
             d_sequences,
             d_kernel,
@@ -120,6 +140,16 @@ def _lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel):
         )
 
     return (hidden, cells), backward
+
+
+def _chunks(steps: int) -> list[tuple[int, int]]:
+    """[(start, stop)] of CHUNK_STEPS steps each (the last shorter), in time order."""
+    return [(start, min(start + CHUNK_STEPS, steps)) for start in range(0, steps, CHUNK_STEPS)]
+
+
+def _split_steps(time_major, starts: list[int]) -> list:
+    """`time_major` [T, ...] cut before each of `starts`."""
+    return ops.split(time_major, starts, axis=0) if starts else [time_major]
 
 
 def _materialized_transpose(matrix):

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layers import ImageTextAlignmentLSTM, RecurrentTextEncoder, projected_input_lstm
+from layers import (
+    ImageTextAlignmentLSTM,
+    RecurrentTextEncoder,
+    lstm_sequence,
+    projected_input_lstm,
+)
 from layers.projected_input_lstm import ProjectedInputLSTM
 
 RNG = np.random.default_rng(0)
@@ -55,8 +60,8 @@ def twin_layers(units=4, **settings):
     return reference, projected
 
 
-def outputs_and_gradients(layer, mask, training=False):
-    inputs = tf.constant(SEQUENCES)
+def outputs_and_gradients(layer, mask, training=False, sequences=SEQUENCES):
+    inputs = tf.constant(sequences)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
         outputs = layer(inputs, mask=None if mask is None else tf.constant(mask), training=training)
@@ -77,6 +82,20 @@ def test_outputs_and_gradients_match_keras_lstm(setting, masked, own_loop_runs):
     expected = expected_outputs + expected_gradients
     for got, want in zip(outputs + gradients, expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps", [8, 19])
+def test_sequences_longer_than_a_chunk_match_keras_lstm(steps, own_loop_runs):
+    """The backward pass forms the kernels' gradients chunk by chunk (8 steps each)."""
+    assert lstm_sequence.CHUNK_STEPS == 8
+    sequences = RNG.normal(size=(3, steps, 5)).astype("float32")
+    mask = np.arange(steps)[None, :] < np.array([[steps], [steps - 4], [5]])
+    reference, projected = twin_layers(return_sequences=True, return_state=True)
+    expected = outputs_and_gradients(reference, mask, sequences=sequences)
+    got = outputs_and_gradients(projected, mask, sequences=sequences)
+    assert own_loop_runs == [1]
+    for value, want in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
+        np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6)
 
 
 def test_an_unknown_length_falls_back_to_the_keras_loop(own_loop_runs):
