@@ -1,10 +1,13 @@
 """Alternating rounds with the machine's load recorded per block, shared by the benchmarks.
 
 A benchmark compares subjects (ours and PyTorch's training, a signature and the model
-it serves, ...) by measuring each in turn, A B C A B C ..., so that a slow spell of
-the machine falls on every subject alike. Around each block it also reads how much
-CPU the other processes used (`/proc/stat` minus this process's own CPU time), so a
-block taken while the machine was busy can be recognised and left out of the medians.
+it serves, ...) by measuring each in turn, so that a slow spell of the machine falls on
+every subject alike, in an order reversed every other round (A B C, C B A, A B C, ...)
+so that no subject always runs first in a round or always after the same one (a
+subject's threads can keep spinning for a while after its block ends). Around each
+block it also reads how much CPU the other processes used (`/proc/stat` minus this
+process's own CPU time), so a block taken while the machine was busy can be recognised
+and left out of the medians.
 """
 
 import os
@@ -71,11 +74,12 @@ def alternate(
     rounds: int,
     log: Callable[[str], None] | None = None,
 ) -> list[Block]:
-    """`measure(subject)` for each subject in turn (A B C A B C ...), `rounds` times;
-    `log` (if given) hears one line per block."""
+    """`measure(subject)` for each subject in turn, `rounds` times, every other round in
+    reverse (A B C, C B A, A B C, ...); `log` (if given) hears one line per block."""
     blocks = []
     for index in range(rounds):
-        for name, subject in subjects.items():
+        order = list(subjects.items())
+        for name, subject in order[::-1] if index % 2 else order:
             value, seconds, share = measured(lambda subject=subject: measure(subject))
             blocks.append(Block(name, index, value, seconds, share))
             if log is not None:

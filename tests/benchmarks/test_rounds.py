@@ -6,11 +6,12 @@ from benchmarks import rounds
 from benchmarks.rounds import Block, alternate, summary
 
 
-def test_subjects_alternate_a_b_a_b_and_each_block_records_the_load():
+def test_subjects_alternate_in_an_order_reversed_every_other_round_and_record_the_load():
     order = []
-    blocks = alternate(lambda subject: order.append(subject) or len(order), {"a": "a", "b": "b"}, 3)
-    assert order == ["a", "b", "a", "b", "a", "b"]
-    assert [(block.subject, block.round) for block in blocks][:3] == [("a", 0), ("b", 0), ("a", 1)]
+    subjects = {"a": "a", "b": "b", "c": "c"}
+    blocks = alternate(lambda subject: order.append(subject) or len(order), subjects, 3)
+    assert "".join(order) == "abccbaabc"
+    assert [(block.subject, block.round) for block in blocks][2:4] == [("c", 0), ("c", 1)]
     for block in blocks:
         assert block.seconds >= 0
         assert block.others_cpu_share is None or 0.0 <= block.others_cpu_share <= 1.0
