@@ -15,6 +15,11 @@ then free (a split along the first axis shares the buffer), where the batch-majo
 backward step's four gate gradients is one contiguous copy. The layout changes
 once on the way in and once on the way out.
 
+Inference runs batch-major instead, with no backward pass of its own: with the few
+rows of caption decoding and serving, the [4U, U] x [U, B] matmuls and the layout
+changes cost more than the splits they save (33 steps at B = 3: 7.7 ms feature-major,
+4.0 ms batch-major; at B = 64 the two are within 7%).
+
 Masks never enter the loop: the caller moves each row's real steps to the front
 first (`compaction_order`), which leaves the usual right-padded rows as they are.
 """
@@ -29,7 +34,7 @@ from keras import ops
 CHUNK_STEPS = 8
 
 
-def lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel):
+def lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel, training=True):
     """Runs `z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel` with Keras' gates
     (i, f, c, o; sigmoid and tanh) over every step.
 
@@ -38,11 +43,29 @@ def lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel):
         kernel: [E, 4U]; bias: [4U].
         h0, c0: [B, U], the initial states.
         recurrent_kernel: [U, 4U].
+        training: True: feature-major, with the hand-written backward pass; False:
+            batch-major, for inference (autodiff still differentiates it, slowly).
 
     Returns:
         (H, C): [B, T, U] each, the hidden and cell state after every step.
     """
+    if not training:
+        return _batch_major_lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel)
     return _lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel)
+
+
+def _batch_major_lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel):
+    projected = ops.matmul(sequences, kernel) + bias  # [B, T, 4U]
+    h, c = h0, c0
+    hs, cs = [], []
+    for z_input in ops.unstack(projected, num=sequences.shape[1], axis=1):
+        z = z_input + ops.matmul(h, recurrent_kernel)
+        z_i, z_f, z_g, z_o = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(z_f) * c + ops.sigmoid(z_i) * ops.tanh(z_g)
+        h = ops.sigmoid(z_o) * ops.tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return ops.stack(hs, axis=1), ops.stack(cs, axis=1)
 
 
 @ops.custom_gradient

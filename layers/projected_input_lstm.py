@@ -62,7 +62,9 @@ class ProjectedInputLSTM(layers.LSTM):
             bias = ops.copy(ops.cast(cell.bias, dtype))
         else:
             bias = ops.zeros((4 * cell.units,), dtype)
-        hidden, cells = lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel)
+        hidden, cells = lstm_sequence(
+            sequences, kernel, bias, h0, c0, recurrent_kernel, training=bool(training)
+        )
         if mask is None:
             last = last_step(hidden)
             return last, hidden, [last, last_step(cells)]

@@ -42,9 +42,9 @@ def own_loop_runs(monkeypatch):
     calls = []
     recurrence = projected_input_lstm.lstm_sequence
 
-    def counted(*arguments):
+    def counted(*arguments, **settings):
         calls.append(1)
-        return recurrence(*arguments)
+        return recurrence(*arguments, **settings)
 
     monkeypatch.setattr(projected_input_lstm, "lstm_sequence", counted)
     return calls
@@ -71,13 +71,16 @@ def outputs_and_gradients(layer, mask, training=False, sequences=SEQUENCES):
     return [np.array(value) for value in outputs], [np.array(value) for value in gradients]
 
 
+# Training runs the feature-major recurrence and its own backward pass, inference the
+# batch-major one (differentiated by autodiff).
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("setting", list(SETTINGS))
-def test_outputs_and_gradients_match_keras_lstm(setting, masked, own_loop_runs):
+def test_outputs_and_gradients_match_keras_lstm(setting, masked, training, own_loop_runs):
     reference, projected = twin_layers(**SETTINGS[setting])
     mask = MASK if masked else None
     expected_outputs, expected_gradients = outputs_and_gradients(reference, mask)
-    outputs, gradients = outputs_and_gradients(projected, mask)
+    outputs, gradients = outputs_and_gradients(projected, mask, training=training)
     assert own_loop_runs == [1]
     expected = expected_outputs + expected_gradients
     for got, want in zip(outputs + gradients, expected, strict=True):
@@ -92,7 +95,7 @@ def test_sequences_longer_than_a_chunk_match_keras_lstm(steps, own_loop_runs):
     mask = np.arange(steps)[None, :] < np.array([[steps], [steps - 4], [5]])
     reference, projected = twin_layers(return_sequences=True, return_state=True)
     expected = outputs_and_gradients(reference, mask, sequences=sequences)
-    got = outputs_and_gradients(projected, mask, sequences=sequences)
+    got = outputs_and_gradients(projected, mask, training=True, sequences=sequences)
     assert own_loop_runs == [1]
     for value, want in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
         np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6)
@@ -208,3 +211,16 @@ def test_no_step_multiplies_by_a_transpose_the_optimizer_would_fold():
     # Each forward step and the projection; the input gradient reads it on the right.
     assert left["Snapshot"] == steps + 1, left
     assert left["Placeholder"] == steps, left  # each backward step: the recurrent kernel
+
+
+def test_inference_runs_batch_major_without_the_custom_gradient():
+    """Decoding and serving run few rows, where the feature-major layout is slower."""
+    _, projected = twin_layers(return_sequences=True)
+
+    def graph_ops(training):
+        call = tf.function(lambda sequences: projected(sequences, training=training))
+        graph = call.get_concrete_function(tf.constant(SEQUENCES)).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "Snapshot" not in graph_ops(False) and "IdentityN" not in graph_ops(False)
+    assert {"Snapshot", "IdentityN"} <= graph_ops(True)
