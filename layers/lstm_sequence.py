@@ -5,8 +5,8 @@ Autodiff of a step-by-step LSTM makes, per step, two backward matmuls (one of th
 with a transposed [U, 4U] operand, which oneDNN runs at half speed) and, with a
 mask, a select for every output and state. Here the backward pass computes the
 gates' gradients step by step, multiplies only by the recurrent kernel inside the
-loop, and forms the kernels' gradients once, as [., B*T] x [B*T, 4U] matmuls after
-it, as cuDNN and PyTorch's CPU LSTM do.
+loop, and forms the kernels' gradients as [., B*t] x [B*t, 4U] matmuls over chunks of
+t = CHUNK_STEPS steps, as cuDNN and PyTorch's CPU LSTM form them over all steps.
 
 The recurrence runs feature-major: the states are [U, B] and each step's gates
 [4U, B], so the four gates are consecutive blocks of memory. Cutting them apart is

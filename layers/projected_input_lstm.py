@@ -16,8 +16,9 @@ class ProjectedInputLSTM(layers.LSTM):
     transposed operand that oneDNN runs at half speed) and, with a mask, selects every
     output and state at every step. This layer instead:
     - projects the whole sequence, `x @ kernel + bias`, in one matmul;
-    - runs the recurrence in `layers.lstm_sequence`, whose hand-written backward pass
-      forms the recurrent kernel's gradient in one matmul after the loop;
+    - runs the recurrence in `layers.lstm_sequence`: in training feature-major, with a
+      hand-written backward pass that forms the kernels' gradients a few steps at a
+      time in large matmuls; in inference batch-major;
     - keeps masks out of the loop: each row's real steps are moved to the front first
       (right-padded rows stay as they are), and the masked outputs and final states
       are picked afterwards, as Keras defines them (a masked step repeats the last

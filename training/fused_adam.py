@@ -11,8 +11,10 @@ var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps).
 The optimizer stays a `keras.optimizers.Adam` (only this instance's `update_step` is
 replaced), so a saved `model.keras` loads where this module is not imported, a
 checkpoint holds the same slot variables, and clipping, loss scaling, gradient
-accumulation and distribution are Keras' own. Other backends, and `amsgrad`, keep
-Keras' update.
+accumulation and distribution are Keras' own. Other backends, `amsgrad`, and sparse
+(IndexedSlices) gradients keep Keras' update: for an embedding row that a batch
+holds twice, Keras adds the squares of the two row gradients to v, where the kernel,
+given the summed gradient, would add the square of their sum.
 """
 
 import types
@@ -38,6 +40,8 @@ def is_fused(optimizer: keras.optimizers.Optimizer) -> bool:
 def _fused_update_step(self, gradient, variable, learning_rate):
     import tensorflow as tf
 
+    if isinstance(gradient, tf.IndexedSlices):
+        return keras.optimizers.Adam.update_step(self, gradient, variable, learning_rate)
     dtype = variable.dtype
     index = self._get_variable_index(variable)
     step = tf.cast(self.iterations + 1, dtype)
@@ -53,8 +57,7 @@ def _fused_update_step(self, gradient, variable, learning_rate):
         beta1=beta_1,
         beta2=beta_2,
         epsilon=tf.cast(self.epsilon, dtype),
-        # An embedding's IndexedSlices: every row's moments decay, as in Keras' Adam.
-        grad=tf.cast(tf.convert_to_tensor(gradient), dtype),
+        grad=tf.cast(gradient, dtype),
     )
 
 

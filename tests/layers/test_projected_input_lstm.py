@@ -60,14 +60,25 @@ def twin_layers(units=4, **settings):
     return reference, projected
 
 
-def outputs_and_gradients(layer, mask, training=False, sequences=SEQUENCES):
+def outputs_and_gradients(layer, mask, training=False, sequences=SEQUENCES, initial_state=None):
+    """Outputs, and the gradients (inputs, initial states if given, weights) of a loss
+    that weighs every output element by its own fixed random factor."""
     inputs = tf.constant(sequences)
+    states = [] if initial_state is None else [tf.constant(state) for state in initial_state]
     with tf.GradientTape() as tape:
-        tape.watch(inputs)
-        outputs = layer(inputs, mask=None if mask is None else tf.constant(mask), training=training)
+        tape.watch([inputs, *states])
+        outputs = layer(
+            inputs,
+            mask=None if mask is None else tf.constant(mask),
+            training=training,
+            **({"initial_state": states} if states else {}),
+        )
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-        total = sum(tf.reduce_sum(output * (index + 1.0)) for index, output in enumerate(outputs))
-    gradients = tape.gradient(total, [inputs, *layer.trainable_weights])
+        total = sum(
+            tf.reduce_sum(output * np.random.default_rng(index).normal(size=output.shape))
+            for index, output in enumerate(outputs)
+        )
+    gradients = tape.gradient(total, [inputs, *states, *layer.trainable_weights])
     return [np.array(value) for value in outputs], [np.array(value) for value in gradients]
 
 
@@ -96,6 +107,17 @@ def test_sequences_longer_than_a_chunk_match_keras_lstm(steps, own_loop_runs):
     reference, projected = twin_layers(return_sequences=True, return_state=True)
     expected = outputs_and_gradients(reference, mask, sequences=sequences)
     got = outputs_and_gradients(projected, mask, training=True, sequences=sequences)
+    assert own_loop_runs == [1]
+    for value, want in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
+        np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+def test_initial_states_and_their_gradients_match_keras_lstm(training, own_loop_runs):
+    initial_state = [RNG.normal(size=(4, 4)).astype("float32") for _ in range(2)]
+    reference, projected = twin_layers(return_sequences=True, return_state=True)
+    expected = outputs_and_gradients(reference, MASK, initial_state=initial_state)
+    got = outputs_and_gradients(projected, MASK, training=training, initial_state=initial_state)
     assert own_loop_runs == [1]
     for value, want in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
         np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6)
