@@ -2,7 +2,7 @@
 
 For dual_encoder, show_and_tell and vqa at their default sizes (64 px, 32 tokens,
 batch 64, the shapes world's vocabulary and answers) this trains, alternating
-(A B C D E, E D C B A, ..., `--rounds` times):
+(each once a round, in a seeded shuffled order after the first, `--rounds` times):
 
 - ours through train.py's loop (`training.Trainer`, what `python train.py` runs),
 - ours through `model.fit`,

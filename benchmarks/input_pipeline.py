@@ -95,7 +95,7 @@ def fit_rate(model: keras.Model, dataset: tf.data.Dataset, batch_size: int) -> f
 
 
 def alternating_samples(measure, subjects: dict, rounds: int) -> dict[str, dict]:
-    """`measure(subject)` for each subject in turn (A B C, C B A, ...), `rounds` times;
+    """`measure(subject)` for each subject once a round (`rounds.round_orders`), `rounds` times;
     per subject its summary (`rounds.summary`: median over the blocks the machine was
     quiet for, every sample, the other processes' CPU share in each block)."""
     blocks = alternate(measure, subjects, rounds)

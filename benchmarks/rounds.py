@@ -1,16 +1,19 @@
 """Alternating rounds with the machine's load recorded per block, shared by the benchmarks.
 
 A benchmark compares subjects (ours and PyTorch's training, a signature and the model
-it serves, ...) by measuring each in turn, so that a slow spell of the machine falls on
-every subject alike, in an order reversed every other round (A B C, C B A, A B C, ...)
-so that no subject always runs first in a round or always after the same one (a
-subject's threads can keep spinning for a while after its block ends). Around each
+it serves, ...) by measuring each once per round, so that a slow spell of the machine
+falls on every subject alike. The first round runs them in the given order, each later
+one in a shuffled order (seeded, so a run can be repeated), never starting with the
+subject that ended the round before: no subject always runs first, or always after
+the same one (a subject's threads can keep spinning for a while after its block
+ends, and the block before can leave caches and allocators warm). Around each
 block it also reads how much CPU the other processes used (`/proc/stat` minus this
 process's own CPU time), so a block taken while the machine was busy can be recognised
 and left out of the medians.
 """
 
 import os
+import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -74,12 +77,12 @@ def alternate(
     rounds: int,
     log: Callable[[str], None] | None = None,
 ) -> list[Block]:
-    """`measure(subject)` for each subject in turn, `rounds` times, every other round in
-    reverse (A B C, C B A, A B C, ...); `log` (if given) hears one line per block."""
+    """`measure(subject)` for each subject once per round, `rounds` times, in the orders
+    of `round_orders`; `log` (if given) hears one line per block."""
     blocks = []
-    for index in range(rounds):
-        order = list(subjects.items())
-        for name, subject in order[::-1] if index % 2 else order:
+    for index, order in enumerate(round_orders(list(subjects), rounds)):
+        for name in order:
+            subject = subjects[name]
             value, seconds, share = measured(lambda subject=subject: measure(subject))
             blocks.append(Block(name, index, value, seconds, share))
             if log is not None:
@@ -89,6 +92,19 @@ def alternate(
                     f"others {load} of the CPUs"
                 )
     return blocks
+
+
+def round_orders(names: list[str], rounds: int, seed: int = 0) -> list[list[str]]:
+    """The subjects' order in each round: as given first, then seeded shuffles that never
+    start with the subject that ended the previous round."""
+    shuffler = random.Random(seed)
+    orders = [list(names)][:rounds]
+    while len(orders) < rounds:
+        order = list(names)
+        shuffler.shuffle(order)
+        if len(order) < 2 or order[0] != orders[-1][-1]:
+            orders.append(order)
+    return orders
 
 
 def summary(blocks: list[Block], subject: str, threshold: float = BUSY_SHARE) -> dict:

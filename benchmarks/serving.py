@@ -107,7 +107,7 @@ def measure_model(name: str, world: Path, work: Path, rounds: int, repeats: int)
         "in_process_model_batch_32": in_process_call(module, spec.task, decoded, text_batch),
         "decode_batch_32": lambda: decode(image_bytes),
     }
-    # A B C D, D C B A, ...; a block is one subject's `repeats` calls in one round.
+    # Each subject once a round (rounds.round_orders); a block is its `repeats` calls.
     blocks = alternate(lambda call: seconds_per_call(call, repeats), calls, rounds)
     samples, loads = {}, {}
     for key in calls:

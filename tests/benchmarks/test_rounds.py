@@ -1,20 +1,40 @@
 """Alternation and busy-block detection, shared by the benchmarks."""
 
+import itertools
+
 import pytest
 
 from benchmarks import rounds
 from benchmarks.rounds import Block, alternate, summary
 
 
-def test_subjects_alternate_in_an_order_reversed_every_other_round_and_record_the_load():
+def test_each_round_measures_every_subject_once_and_each_block_records_the_load():
     order = []
     subjects = {"a": "a", "b": "b", "c": "c"}
-    blocks = alternate(lambda subject: order.append(subject) or len(order), subjects, 3)
-    assert "".join(order) == "abccbaabc"
-    assert [(block.subject, block.round) for block in blocks][2:4] == [("c", 0), ("c", 1)]
+    blocks = alternate(lambda subject: order.append(subject) or len(order), subjects, 6)
+    assert order == [name for names in rounds.round_orders(list(subjects), 6) for name in names]
+    assert [(block.subject, block.round) for block in blocks][:3] == [
+        ("a", 0),
+        ("b", 0),
+        ("c", 0),
+    ]
     for block in blocks:
         assert block.seconds >= 0
         assert block.others_cpu_share is None or 0.0 <= block.others_cpu_share <= 1.0
+
+
+def test_later_rounds_are_shuffled_without_a_subject_twice_in_a_row():
+    names = ["ours", "fit", "torch", "torch_cl", "peak"]
+    orders = rounds.round_orders(names, 40)
+    assert orders == rounds.round_orders(names, 40)  # seeded: a run can be repeated
+    assert orders[0] == names and all(sorted(order) == sorted(names) for order in orders)
+    sequence = [name for order in orders for name in order]
+    assert all(first != second for first, second in itertools.pairwise(sequence))
+    # Every subject opens some round, and follows every other subject somewhere.
+    assert {order[0] for order in orders} == set(names)
+    followed = {(first, second) for first, second in itertools.pairwise(sequence)}
+    assert all((a, b) in followed for a in names for b in names if a != b)
+    assert rounds.round_orders(["only"], 3) == [["only"]] * 3
 
 
 def test_busy_blocks_are_left_out_of_the_median():
