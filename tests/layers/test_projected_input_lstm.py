@@ -98,6 +98,12 @@ def test_outputs_and_gradients_match_keras_lstm(setting, masked, training, own_l
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def assert_same(got, expected):
+    """(outputs, gradients) pairs equal to Keras' within float32 rounding."""
+    for value, want in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
+        np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("steps", [8, 19])
 def test_sequences_longer_than_a_chunk_match_keras_lstm(steps, own_loop_runs):
     """The backward pass forms the kernels' gradients chunk by chunk (8 steps each)."""
@@ -108,8 +114,7 @@ def test_sequences_longer_than_a_chunk_match_keras_lstm(steps, own_loop_runs):
     expected = outputs_and_gradients(reference, mask, sequences=sequences)
     got = outputs_and_gradients(projected, mask, training=True, sequences=sequences)
     assert own_loop_runs == [1]
-    for value, want in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
-        np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6)
+    assert_same(got, expected)
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
@@ -119,8 +124,7 @@ def test_initial_states_and_their_gradients_match_keras_lstm(training, own_loop_
     expected = outputs_and_gradients(reference, MASK, initial_state=initial_state)
     got = outputs_and_gradients(projected, MASK, training=training, initial_state=initial_state)
     assert own_loop_runs == [1]
-    for value, want in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
-        np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6)
+    assert_same(got, expected)
 
 
 def test_an_unknown_length_falls_back_to_the_keras_loop(own_loop_runs):
