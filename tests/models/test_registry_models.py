@@ -135,69 +135,97 @@ RELOAD_SCRIPT = textwrap.dedent(
     """
     import json, sys
     import tensorflow as tf
-    export, image_path, text = sys.argv[1:4]
-    loaded = tf.saved_model.load(export)
-    image = tf.io.read_file(image_path)
-    images = tf.stack([image, image])
-    texts = tf.constant([text, "a blue circle"])
-    results = {}
-    for name, signature in loaded.signatures.items():
-        inputs = signature.structured_input_signature[1]
-        feed = {key: images if key == "image_bytes" else texts for key in inputs}
-        outputs = signature(**feed)
-        results[name] = {key: value.numpy().tolist() if value.dtype != tf.string
-                         else [s.decode() for s in value.numpy()] for key, value in outputs.items()}
-    refused = {}
-    for name, signature in loaded.signatures.items():
-        inputs = list(signature.structured_input_signature[1])
-        scalar = {key: image if key == "image_bytes" else texts[0] for key in inputs}
-        checks = [scalar]
-        if len(inputs) == 2:  # one image with two texts must not be broadcast
-            other = next(key for key in inputs if key != "image_bytes")
-            checks.append({"image_bytes": images[:1], other: texts})
-        refused[name] = []
-        for feed in checks:
-            try:
-                signature(**feed)
-                refused[name].append(False)
-            except tf.errors.InvalidArgumentError:
-                refused[name].append(True)
-        empty = signature(**{key: tf.constant([], tf.string) for key in inputs})
-        assert all(value.shape[0] == 0 for value in empty.values())
-        signature(**{key: images if key == "image_bytes" else texts for key in inputs})
-    results["refused"] = refused
-    results["inputs"] = {name: sorted(signature.structured_input_signature[1])
-                         for name, signature in loaded.signatures.items()}
+
+    def reload(export, image_path, text):
+        loaded = tf.saved_model.load(export)
+        image = tf.io.read_file(image_path)
+        images = tf.stack([image, image])
+        texts = tf.constant([text, "a blue circle"])
+        results = {}
+        for name, signature in loaded.signatures.items():
+            inputs = signature.structured_input_signature[1]
+            feed = {key: images if key == "image_bytes" else texts for key in inputs}
+            outputs = signature(**feed)
+            results[name] = {key: value.numpy().tolist() if value.dtype != tf.string
+                             else [s.decode() for s in value.numpy()]
+                             for key, value in outputs.items()}
+        refused = {}
+        for name, signature in loaded.signatures.items():
+            inputs = list(signature.structured_input_signature[1])
+            scalar = {key: image if key == "image_bytes" else texts[0] for key in inputs}
+            checks = [scalar]
+            if len(inputs) == 2:  # one image with two texts must not be broadcast
+                other = next(key for key in inputs if key != "image_bytes")
+                checks.append({"image_bytes": images[:1], other: texts})
+            refused[name] = []
+            for feed in checks:
+                try:
+                    signature(**feed)
+                    refused[name].append(False)
+                except tf.errors.InvalidArgumentError:
+                    refused[name].append(True)
+            empty = signature(**{key: tf.constant([], tf.string) for key in inputs})
+            assert all(value.shape[0] == 0 for value in empty.values())
+            signature(**{key: images if key == "image_bytes" else texts for key in inputs})
+        results["refused"] = refused
+        results["inputs"] = {name: sorted(signature.structured_input_signature[1])
+                             for name, signature in loaded.signatures.items()}
+        return results
+
+    every = [reload(*job) for job in json.loads(sys.argv[1])]
     project = [m for m in ("models", "layers", "datasets", "tasks", "serving") if m in sys.modules]
-    print(json.dumps({"results": results, "project_modules": project}))
+    print(json.dumps({"every": every, "project_modules": project}))
     """
 )
 
 
-def reload_in_fresh_process(export_dir, image_path, text, cwd):
+def reload_all_in_fresh_process(jobs, cwd) -> list[dict]:
+    """Loads each (export_dir, image_path, text) of `jobs` in one new process that imports
+    only TensorFlow and calls every signature; per job {"results", "project_modules"}."""
+    jobs = [[str(export), str(image), text] for export, image, text in jobs]
     completed = subprocess.run(
-        [sys.executable, "-c", RELOAD_SCRIPT, str(export_dir), str(image_path), text],
+        [sys.executable, "-c", RELOAD_SCRIPT, json.dumps(jobs)],
         capture_output=True,
         text=True,
         cwd=cwd,
-        timeout=300,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    printed = json.loads(completed.stdout.strip().splitlines()[-1])
+    project = printed["project_modules"]
+    return [{"results": results, "project_modules": project} for results in printed["every"]]
+
+
+def reload_in_fresh_process(export_dir, image_path, text, cwd) -> dict:
+    (reloaded,) = reload_all_in_fresh_process([(export_dir, image_path, text)], cwd)
+    return reloaded
+
+
+@pytest.fixture(scope="module")
+def reloaded_exports(trained, tmp_path_factory) -> dict:
+    """Per model name: (module, its export's version folder, what a process that imports
+    only TensorFlow got from it). One process for all: each start costs 5 s."""
+    folder = tmp_path_factory.mktemp("exports")
+    exports, jobs = {}, []
+    for name in model_names():
+        model, task, vocabulary, train, _, _ = trained(name)
+        module = task.serving_module(model, vocabulary, OPTIONS)
+        exports[name] = (module, export_saved_model(module, folder / name))
+        jobs.append((exports[name][1], train.image_paths[0], first_text(train)))
+    reloaded = reload_all_in_fresh_process(jobs, cwd=folder)
+    return {name: (*exports[name], result) for name, result in zip(exports, reloaded, strict=True)}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", model_names())
-def test_export_reloads_in_a_process_that_imports_only_tensorflow(name, trained, tmp_path):
+def test_export_reloads_in_a_process_that_imports_only_tensorflow(name, trained, reloaded_exports):
     model, task, vocabulary, train, _, _ = trained(name)
-    module = task.serving_module(model, vocabulary, OPTIONS)
-    version_dir = export_saved_model(module, tmp_path / name)
+    module, version_dir, reloaded = reloaded_exports[name]
     assert version_dir.name == "1"
     image_path = train.image_paths[0]
     text = first_text(train)
-    reloaded = reload_in_fresh_process(version_dir, image_path, text, cwd=tmp_path)
     assert reloaded["project_modules"] == []
-    results = reloaded["results"]
+    results = dict(reloaded["results"])
     refused = results.pop("refused")
     assert results.pop("inputs")["serving_default"] == SERVING_INPUTS[task.NAME]
     assert refused and all(all(checks) for checks in refused.values()), refused
@@ -207,7 +235,15 @@ def test_export_reloads_in_a_process_that_imports_only_tensorflow(name, trained,
     decoded = next(iter(image_dataset([image_path] * 2, image_size=64, batch_size=2)))
     texts = tf.constant([text, "a blue circle"])
     CHECK_EXPORT[task.NAME](results, module, model, vocabulary, decoded, texts)
-    assert export_saved_model(module, tmp_path / name).name == "2"
+
+
+@pytest.mark.slow
+def test_a_second_export_is_the_next_version(trained, tmp_path):
+    model, task, vocabulary, *_ = trained("text_only")
+    module = task.serving_module(model, vocabulary, OPTIONS)
+    assert export_saved_model(module, tmp_path).name == "1"
+    assert export_saved_model(module, tmp_path).name == "2"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["1", "2"]
 
 
 def check_captioning_export(results, module, model, vocabulary, decoded, texts):
