@@ -6,7 +6,6 @@ from layers.concat_fusion import ConcatFusion
 from layers.contrastive_logits import ContrastiveLogits
 from layers.cross_attention_fusion import CrossAttentionFusion
 from layers.gated_fusion import GatedFusion
-from layers.hub_layer import HubLayer
 from layers.image_text_alignment_lstm import ImageTextAlignmentLSTM
 from layers.inference_mode_backbone import InferenceModeBackbone
 from layers.multiply_sum_fusion import MultiplySumFusion
@@ -20,6 +19,12 @@ from layers.soft_attention_lstm_decoder import SoftAttentionLSTMDecoder
 from layers.sum_fusion import SumFusion
 from layers.transformer_text_encoder import TransformerTextEncoder
 from layers.weighted_fusion import WeightedFusion
+
+try:  # TF Hub modules are TensorFlow SavedModels; every other layer runs without TensorFlow
+    from layers.hub_layer import HubLayer
+except ModuleNotFoundError as missing:
+    if missing.name != "tensorflow":
+        raise
 
 __all__ = [
     "AttentionFusion",

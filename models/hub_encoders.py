@@ -10,9 +10,8 @@ load through `layers.HubLayer`, so any Keras optimizer fine-tunes them.
 import keras
 from keras import layers
 
-from layers import HubLayer
-from layers.hub_handles import load_module
-from layers.hub_layer import function_input_specs
+# layers.hub_layer and layers.hub_handles import TensorFlow: they are imported where a
+# hub: handle is used, so the named encoders build where TensorFlow is not installed.
 
 HUB_PREFIX = "hub:"
 # What a TF Hub image module takes, as (scale, offset) from our [0, 1] images. TF Hub's
@@ -36,6 +35,9 @@ def hub_handle(name: str | None) -> str | None:
 
 def module_image_size(handle: str) -> int | None:
     """The square input size a hub image module fixes in its input signature, or None."""
+    from layers.hub_handles import load_module
+    from layers.hub_layer import function_input_specs
+
     specs = function_input_specs(load_module(handle).__call__)
     shape = getattr(specs, "shape", None)
     if shape is None or shape.rank != 4:
@@ -106,6 +108,8 @@ def build_hub_image_encoder(
         raise ValueError(
             f"Unknown --hub-input-range {input_range!r}; expected one of {sorted(INPUT_RANGES)}."
         )
+    from layers.hub_layer import HubLayer
+
     images = keras.Input((image_size, image_size, 3), name="image")
     scale, offset = INPUT_RANGES[input_range]
     scaled = images
@@ -170,6 +174,8 @@ def build_hub_text_encoder(
         A functional model mapping "text" string [B] to {"pooled": [B, D],
         "sequence": [B, T, D], "mask": bool [B, T]}.
     """
+    from layers.hub_layer import HubLayer
+
     texts = keras.Input((), dtype="string", name="text")
     encoder_inputs = texts
     mask = None

@@ -21,7 +21,7 @@ from serving.guards import images_from_bytes, on_nonempty_batch
 from tasks.caption_decoding import beam_search_decode, caption_attention
 from tasks.evaluation_result import EvaluationResult
 from tasks.options import EVALUATION_BATCH_SIZE, TaskOptions, training_pairs_dataset
-from training import fused_adam
+from training import compiling
 
 NAME = "captioning"
 
@@ -82,14 +82,7 @@ def make_dataset(
 
 
 def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:
-    model.compile(
-        optimizer=fused_adam.adam(learning_rate, clipnorm=5.0),
-        # Mean over real tokens: padding must not dilute the loss or the step size.
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        ),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-    )
+    compiling.compile_captioner(model, learning_rate)
 
 
 class CaptionGenerator(tf.Module):

@@ -29,7 +29,7 @@ from tasks.options import (
     text_inputs,
     training_pairs_dataset,
 )
-from training import fused_adam
+from training import compiling
 
 UNKNOWN_LABEL_ID = -1
 
@@ -132,12 +132,7 @@ def labelled_dataset(
 
 
 def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:
-    model.compile(
-        optimizer=fused_adam.adam(learning_rate, clipnorm=5.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        weighted_metrics=[],
-    )
+    compiling.compile_label_predictor(model, learning_rate)
 
 
 @dataclass(frozen=True)

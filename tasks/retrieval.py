@@ -9,7 +9,6 @@ from datasets.examples import CaptionExamples
 from datasets.pipeline import image_dataset
 from datasets.tokenizers import TextVocabulary
 from evaluation.retrieval import chance_recalls, retrieval_recalls, retrieval_recalls_from_scores
-from models.losses import RETRIEVAL_LOSSES
 from serving.guards import (
     images_from_bytes,
     on_nonempty_batch,
@@ -24,7 +23,7 @@ from tasks.options import (
     text_inputs,
     training_pairs_dataset,
 )
-from training import fused_adam
+from training import compiling
 
 NAME = "retrieval"
 
@@ -67,11 +66,7 @@ def make_dataset(
 
 
 def compile_model(model: keras.Model, learning_rate: float, options: TaskOptions) -> None:
-    if options.loss not in RETRIEVAL_LOSSES:
-        raise ValueError(
-            f"Unknown retrieval loss {options.loss!r}; expected one of {sorted(RETRIEVAL_LOSSES)}."
-        )
-    model.compile(optimizer=fused_adam.adam(learning_rate), loss=RETRIEVAL_LOSSES[options.loss]())
+    compiling.compile_retriever(model, learning_rate, options.loss)
 
 
 class RetrievalEncoders(tf.Module):
