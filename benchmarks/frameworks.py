@@ -41,6 +41,8 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.results_file import report  # noqa: E402
 from benchmarks.rounds import alternate, summary  # noqa: E402
+from benchmarks.steps_timer import StepsTimer  # noqa: E402
+from benchmarks.training_flags import add_training_flags  # noqa: E402
 from datasets.shapes import ensure_shapes_world  # noqa: E402
 from datasets.sources import TASK_DATA  # noqa: E402
 from models import build_model, get_model_spec  # noqa: E402
@@ -77,25 +79,6 @@ def set_threads(threads: int, torch) -> None:
             torch.set_num_interop_threads(threads)
         except RuntimeError:  # already set in this process
             pass
-
-
-class StepsTimer(keras.callbacks.Callback):
-    """Seconds from the end of the first training step to the end of the last, from the
-    training callbacks: tracing, the epoch-end metric pass and the loop's teardown (where
-    tf.data can stall for seconds) are left out, as they are for the twins."""
-
-    def __init__(self):
-        super().__init__()
-        self.steps, self.started, self.ended = 0, 0.0, 0.0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        self.ended = time.perf_counter()
-        if self.steps == 1:
-            self.started = self.ended
-
-    def examples_per_second(self, batch_size: int) -> float:
-        return (self.steps - 1) * batch_size / (self.ended - self.started)
 
 
 def matmul_gflops(size: int = PEAK_SIZE, repeats: int = 10) -> float:
@@ -398,18 +381,13 @@ def format_rows(rows: list[dict]) -> str:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--rounds", type=int, default=3, help="alternations (>= 3 for a report)")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per block")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--batches", type=int, default=4, help="distinct batches held in memory")
+    add_training_flags(parser, MODELS)
     parser.add_argument("--inference-calls", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--images", type=int, help="train images of a fresh world (default: the default world)"
     )
     parser.add_argument("--no-torch", action="store_true", help="only ours and the peak")
-    parser.add_argument("--json", type=Path, help="also write the rows here")
     return parser.parse_args(argv)
 
 

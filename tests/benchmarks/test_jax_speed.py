@@ -1,0 +1,100 @@
+"""The JAX benchmark (benchmarks/jax_speed.py): one tiny round on JAX's CPU backend with
+TensorFlow unimportable, as on the GPU machine it is for, writes its rows and table.
+That round trains show_and_tell only (tests/models/test_jax_backend.py trains every
+model under JAX); the batches of the other two are checked against their builders."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from benchmarks import jax_speed
+from tests.models.test_jax_backend import JAX_CPU_ENVIRONMENT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs the script as `python benchmarks/jax_speed.py ARGS` would, TensorFlow made absent.
+WITHOUT_TENSORFLOW = textwrap.dedent(
+    """
+    import runpy, sys
+    ABSENT = ("tensorflow", "tensorflow_hub", "tensorflow_text", "tensorflow_datasets", "tf_keras")
+    sys.modules.update(dict.fromkeys(ABSENT))
+    script, *sys.argv[1:] = sys.argv[1:]
+    sys.argv[0] = script
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as done:
+        if done.code:
+            raise
+    loaded = [name for name, module in sys.modules.items() if module and name.startswith(ABSENT)]
+    print("tensorflow modules:", loaded)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_tiny_round_without_tensorflow_writes_rows_and_a_table(tmp_path):
+    pytest.importorskip("jax", reason="JAX is in requirements-test.txt")
+    output = tmp_path / "jax.json"
+    flags = ["--models", "show_and_tell", "--rounds", "1", "--steps", "3", "--batch-size", "4"]
+    flags += ["--batches", "2"]
+    flags += ["--image-size", "32", "--peak-size", "256", "--json", str(output)]
+    environment = {**os.environ, **JAX_CPU_ENVIRONMENT}
+    completed = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TENSORFLOW, "benchmarks/jax_speed.py", *flags],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "tensorflow modules: []" in completed.stdout
+    rows = json.loads(output.read_text())
+    assert [row["model"] for row in rows] == ["show_and_tell"]
+    for row in rows:
+        assert row["device"]["platform"] == "cpu" and row["figures"]["ours_jax"]["blocks"] == 1
+        assert row["per_s"] > 0 and row["training_flops_per_example"] > 0, row
+        assert (
+            0
+            < row["of_peak"]
+            == pytest.approx(
+                row["per_s"] * row["training_flops_per_example"] / (row["peak_tflops"] * 1e12)
+            )
+        )
+        assert f"| `{row['model']}` (training, batch 4) |" in completed.stdout
+
+
+def test_the_world_sizes_are_those_the_tensorflow_benchmark_recorded():
+    recorded = json.loads((ROOT / "benchmarks" / "results" / "benchmarks.json").read_text())
+    for row in recorded["frameworks"]:
+        if row["benchmark"] != "training":
+            continue
+        sizes = {"vocabulary_size": row["vocabulary_size"], "num_classes": row["num_classes"]}
+        expected = {key: value for key, value in sizes.items() if value is not None}
+        assert jax_speed.WORLD_SIZES[row["model"]] == expected, row["model"]
+
+
+@pytest.mark.parametrize("name", jax_speed.MODELS)
+def test_each_random_batch_has_the_shapes_the_pipeline_feeds(name):
+    import numpy as np
+
+    from models import get_model_spec
+
+    spec = get_model_spec(name)
+    arguments = {"image_size": 32, "sequence_length": 16, **jax_speed.WORLD_SIZES[name]}
+    rng = np.random.default_rng(0)
+    inputs, targets, weights = jax_speed.random_batch(spec.task, arguments, 4, rng)
+    length = 15 if spec.task == "captioning" else 16  # teacher forcing: the next tokens
+    assert inputs["image"].shape == (4, 32, 32, 3) and inputs["tokens"].shape == (4, length)
+    assert inputs["tokens"].max() < arguments["vocabulary_size"]
+    assert (inputs["tokens"][:, :4] > 0).all() and (inputs["tokens"][:, -1] == 0).all()
+    if spec.task == "captioning":
+        assert targets.shape == weights.shape == (4, 15)
+        np.testing.assert_array_equal(weights, targets != 0)
+    elif spec.task == "vqa":
+        assert weights is None and targets.max() < arguments["num_classes"]
