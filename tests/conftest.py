@@ -16,6 +16,9 @@ SHARED_FIXTURE_FOLDERS = ("tests/serving/",)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadFileScheduling
 
+    # xdist otherwise hands out the files with the most tests first, not LONGEST_FIRST's.
+    config.option.loadscopereorder = False
+
     class SharedFixtureScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             folder = next((f for f in SHARED_FIXTURE_FOLDERS if nodeid.startswith(f)), None)
@@ -45,14 +48,32 @@ def mixed_bfloat16():
         keras.mixed_precision.set_dtype_policy(previous)
 
 
-# The longest files (training subprocesses, train.py runs) start first, so that short
-# files fill both xdist workers at the end instead of one worker finishing alone.
+# The longest files (training subprocesses, train.py runs; 40 to 150 s each in a full
+# run), longest first, so that the short files fill both xdist workers at the end
+# instead of one worker finishing a long file alone.
 LONGEST_FIRST = (
-    "tests/training/",
-    "tests/test_train_tokenizers.py",
+    "tests/models/test_registry_models.py",
     "tests/test_hub_round_trip.py",
+    "tests/training/test_mixed_precision.py",
+    "tests/training/test_every_model_mirrored.py",
+    "tests/models/test_hub_encoders.py",
+    "tests/models/test_fusion_learning.py",
+    "tests/test_train_tokenizers.py",
+    "tests/serving/",
+    "tests/test_train_cli.py",
+    "tests/training/test_loop.py",
+    "tests/models/test_jax_backend.py",
+    "tests/training/test_train_multi_worker_kill.py",
+    "tests/training/test_train_kill_resume.py",
+    "tests/test_train_streamed_data.py",
+    "tests/publishing/",
+    "tests/training/",
 )
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
+    def rank(item) -> int:
+        starts = [item.nodeid.startswith(prefix) for prefix in LONGEST_FIRST]
+        return starts.index(True) if any(starts) else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
