@@ -5,12 +5,15 @@ dual_encoder, show_and_tell and vqa at their default sizes (64 px, 32 tokens, ba
 64, the default shapes world's vocabulary and answers, as benchmarks/frameworks.py's
 rows record them) train with train.py's compile settings (`training.compiling`) on
 random batches of those shapes, alternating with a float32 matmul (`--peak-size`,
-2048 on a CPU, 8192 on a GPU) that measures the device's peak, `--rounds` times in a
-seeded shuffled order (benchmarks/rounds.py). Each block runs `--steps` steps of
+2048 on a CPU, 8192 on a GPU; at JAX's default precision, as the models run, which is
+TF32 on NVIDIA GPUs since Ampere) that measures the device's peak, `--rounds` times
+in a seeded shuffled order (benchmarks/rounds.py). Each block runs `--steps` steps of
 `model.fit` and is timed from training callbacks, from the end of its first step to
-the end of its last, each step waited for (`block_until_ready`). FLOPs per example
-are XLA's own count (`cost_analysis`) of the compiled forward and backward pass, so
-each figure is also achieved TFLOP/s and a fraction of the peak.
+the end of its last (Keras waits for each step's logs before it calls them). FLOPs
+per example are XLA's own count (`cost_analysis`) of the forward and backward pass's
+HLO (or, where a GPU plugin gives none, of the compiled one), so each figure is also
+achieved TFLOP/s and a fraction of the peak; where XLA counts nothing, those stay
+empty.
 
     KERAS_BACKEND=jax python benchmarks/jax_speed.py --json jax.json
     KERAS_BACKEND=jax python benchmarks/jax_speed.py --models vqa --rounds 5
@@ -67,13 +70,9 @@ def random_batch(task: str, arguments: dict, batch_size: int, rng: np.random.Gen
     return {"image": images, "tokens": tokens}, labels, None
 
 
-def updated_weights(model: keras.Model) -> None:
-    """Waits for a step's updated weights: JAX dispatches asynchronously."""
-    jax.block_until_ready([weight.value for weight in model.trainable_weights])
-
-
 def matmul_flops(size: int, repeats: int = 10) -> float:
-    """FLOP/s of a float32 [size, size] @ [size, size] on JAX's default device."""
+    """FLOP/s of a float32 [size, size] @ [size, size] on JAX's default device, at JAX's
+    default matmul precision (as the models run: TF32 on NVIDIA GPUs since Ampere)."""
     keys = jax.random.split(jax.random.PRNGKey(0))
     a, b = (jax.random.uniform(key, (size, size), dtype="float32") for key in keys)
     multiply = jax.jit(lambda x, y: x @ y)
@@ -85,8 +84,8 @@ def matmul_flops(size: int, repeats: int = 10) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
-def training_flops(model: keras.Model, batch) -> float:
-    """XLA's FLOP count of one forward and backward pass over `batch`."""
+def training_flops(model: keras.Model, batch) -> float | None:
+    """XLA's FLOP count of one forward and backward pass over `batch`, or None."""
     inputs, targets, weights = batch
     non_trainable = [variable.value for variable in model.non_trainable_variables]
 
@@ -98,10 +97,19 @@ def training_flops(model: keras.Model, batch) -> float:
         return jax.grad(loss)(trainable)
 
     trainable = [variable.value for variable in model.trainable_variables]
-    cost = jax.jit(gradients).lower(trainable).cost_analysis()  # of the HLO: no compile
-    if isinstance(cost, list):  # older JAX: one dict per computation
-        cost = cost[0]
-    return float(cost["flops"])
+    return counted_flops(jax.jit(gradients).lower(trainable))
+
+
+def counted_flops(lowered) -> float | None:
+    """The FLOPs XLA counts in a lowered computation: in its HLO, else after compiling
+    (GPU plugins answer None for the former), else None."""
+    for analysis in (lowered.cost_analysis, lambda: lowered.compile().cost_analysis()):
+        cost = analysis()
+        if isinstance(cost, list):  # older JAX: one dict per computation
+            cost = cost[0] if cost else None
+        if cost and cost.get("flops"):
+            return float(cost["flops"])
+    return None
 
 
 def measure_model(name: str, args) -> dict:
@@ -120,9 +128,13 @@ def measure_model(name: str, args) -> dict:
     weights = None if held[0][2] is None else np.concatenate([batch[2] for batch in repeat])
     fit = {"batch_size": args.batch_size, "epochs": 1, "verbose": 0, "shuffle": False}
     model.fit(inputs, targets, sample_weight=weights, **fit)  # compiles
+    counted = training_flops(model, held[0])  # before the rounds: a failure costs no blocks
+    flops = None if counted is None else counted / args.batch_size
 
     def ours():
-        timer = StepsTimer(wait=updated_weights)
+        # Keras turns each step's logs into floats for this (not async-safe) callback:
+        # that waits for the step, whose loss comes out with its updated weights.
+        timer = StepsTimer()
         model.fit(inputs, targets, sample_weight=weights, callbacks=[timer], **fit)
         return timer.examples_per_second(args.batch_size)
 
@@ -130,7 +142,6 @@ def measure_model(name: str, args) -> dict:
     progress = lambda line: print(f"{name}: {line}", file=sys.stderr, flush=True)  # noqa: E731
     blocks = alternate(lambda measure: measure(), subjects, args.rounds, progress)
     figures = {subject: summary(blocks, subject) for subject in subjects}
-    flops = training_flops(model, held[0]) / args.batch_size
     rate, peak = figures["ours_jax"]["median"], figures["peak_matmul"]["median"]
     return {
         "benchmark": "training_jax",
@@ -143,23 +154,29 @@ def measure_model(name: str, args) -> dict:
         "parameters": model.count_params(),
         "training_flops_per_example": flops,
         "per_s": rate,
-        "tflops": rate * flops / 1e12,
+        "tflops": None if flops is None else rate * flops / 1e12,
         "peak_tflops": peak / 1e12,
         "peak_size": args.peak_size,
-        "of_peak": rate * flops / peak,
+        "of_peak": None if flops is None else rate * flops / peak,
         "figures": figures,
     }
 
 
 def device_description() -> dict:
     device = jax.devices()[0]
-    return {"platform": device.platform, "kind": device.device_kind, "jax": jax.__version__}
+    return {
+        "platform": device.platform,
+        "kind": device.device_kind,
+        "jax": jax.__version__,
+        "matmul_precision": jax.config.jax_default_matmul_precision or "default",
+    }
 
 
 def format_rows(rows: list[dict], device: dict) -> str:
     lines = [
         f"JAX {device['jax']} on {device['kind']} ({device['platform']}); peak: float32 "
-        f"{rows[0]['peak_size']}x{rows[0]['peak_size']} matmul, "
+        f"{rows[0]['peak_size']}x{rows[0]['peak_size']} matmul at JAX's "
+        f"{device['matmul_precision']} precision (TF32 on NVIDIA GPUs since Ampere), "
         f"{np.median([row['peak_tflops'] for row in rows]):.2f} TFLOP/s.",
         "",
         "| model | ex/s (range) | GFLOP per example | TFLOP/s | of peak |",
@@ -167,11 +184,17 @@ def format_rows(rows: list[dict], device: dict) -> str:
     ]
     for row in rows:
         figure = row["figures"]["ours_jax"]
+        counted = row["training_flops_per_example"] is not None
+        flop_cells = (
+            f"{row['training_flops_per_example'] / 1e9:.4f} | {row['tflops']:.2f} "
+            f"| {row['of_peak']:.1%}"
+            if counted
+            else "not counted | - | -"
+        )
         lines.append(
             f"| `{row['model']}` (training, batch {row['batch_size']}) "
             f"| {figure['median']:.0f} ({figure['min']:.0f}-{figure['max']:.0f}) "
-            f"| {row['training_flops_per_example'] / 1e9:.4f} | {row['tflops']:.2f} "
-            f"| {row['of_peak']:.1%} |"
+            f"| {flop_cells} |"
         )
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""Every speed benchmark in one run: one JSON, one Markdown report and one bar chart.
+"""Every TensorFlow speed benchmark in one run: one JSON, one Markdown report and one
+bar chart (benchmarks/jax_speed.py, for a JAX machine, runs on its own).
 
 Runs, in this order and in one process (the same thread count throughout):
 

@@ -21,10 +21,13 @@ from layers.transformer_text_encoder import TransformerTextEncoder
 from layers.weighted_fusion import WeightedFusion
 
 try:  # TF Hub modules are TensorFlow SavedModels; every other layer runs without TensorFlow
-    from layers.hub_layer import HubLayer
+    from layers.hub_layer import HubLayer  # noqa: F401  (exported through __all__)
+
+    _WITH_TENSORFLOW = ["HubLayer"]
 except ModuleNotFoundError as missing:
     if missing.name != "tensorflow":
         raise
+    _WITH_TENSORFLOW = []
 
 __all__ = [
     "AttentionFusion",
@@ -36,7 +39,6 @@ __all__ = [
     "MultiplySumFusion",
     "SumFusion",
     "WeightedFusion",
-    "HubLayer",
     "ImageTextAlignmentLSTM",
     "InferenceModeBackbone",
     "PairwiseAttentionScore",
@@ -47,4 +49,4 @@ __all__ = [
     "SmallCNNEncoder",
     "SoftAttentionLSTMDecoder",
     "TransformerTextEncoder",
-]
+] + _WITH_TENSORFLOW

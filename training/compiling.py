@@ -35,9 +35,8 @@ def compile_label_predictor(
     )
 
 
-def compile_retriever(model: keras.Model, learning_rate: float, loss: str | None = None) -> None:
-    """`loss`: a RETRIEVAL_LOSSES name (default infonce)."""
-    loss = loss or "infonce"
+def compile_retriever(model: keras.Model, learning_rate: float, loss: str = "infonce") -> None:
+    """`loss`: a RETRIEVAL_LOSSES name."""
     if loss not in RETRIEVAL_LOSSES:
         raise ValueError(
             f"Unknown retrieval loss {loss!r}; expected one of {sorted(RETRIEVAL_LOSSES)}."
@@ -59,4 +58,7 @@ def compile_for_task(
     """Compiles `model` as task `task_name` trains it; `loss` picks a retrieval loss."""
     if task_name not in COMPILERS:
         raise ValueError(f"No compile settings for task {task_name!r}; known: {sorted(COMPILERS)}.")
-    COMPILERS[task_name](model, learning_rate, loss)
+    if loss is None:
+        COMPILERS[task_name](model, learning_rate)
+    else:
+        COMPILERS[task_name](model, learning_rate, loss)
