@@ -154,7 +154,7 @@ def test_a_bert_style_preprocessor_and_encoder_fine_tune_through_the_flags(
     # From BERT's 0.02-stddev initial weights the loss sits at ln 2 until they grow: at batch
     # 8 that took 2 to over 5 epochs (a CI run stayed at 0.68-0.70 for all 5); at batch 4
     # (twice the steps) seeds 0-7 all fell below 0.27 by epoch 2 and ended at 0.0-0.09.
-    assert min(losses[1:]) < 0.5 * losses[0], losses
+    assert losses[-1] < 0.5 * losses[0], losses
 
     model = keras.saving.load_model(version_dir / "assets.extra" / "model.keras")
     assert model.input["text"].dtype == "string"

@@ -73,5 +73,5 @@ def test_fusion_classifier_learns_a_task_that_needs_both_modalities(fusion):
         inputs, labels, batch_size=32, epochs=16, verbose=0, validation_data=held_out,
         callbacks=[stop_when_learned],
     )  # fmt: skip
-    accuracy = max(history.history["val_accuracy"])
+    accuracy = history.history["val_accuracy"][-1]  # past STOP_ACCURACY if it stopped early
     assert accuracy >= 0.7, f"{fusion}: held-out accuracy {accuracy:.3f} (chance is 0.5)"
