@@ -4,25 +4,17 @@ That round trains show_and_tell only (tests/models/test_jax_backend.py trains ev
 model under JAX); the batches of the other two are checked against their builders."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from benchmarks import jax_speed
-from tests.models.test_jax_backend import JAX_CPU_ENVIRONMENT
+from tests.models.jax_processes import ROOT, run_without_tensorflow
 
-ROOT = Path(__file__).resolve().parents[2]
-
-# Runs the script as `python benchmarks/jax_speed.py ARGS` would, TensorFlow made absent.
-WITHOUT_TENSORFLOW = textwrap.dedent(
+# Runs the script as `python benchmarks/jax_speed.py ARGS` would.
+AS_A_SCRIPT = textwrap.dedent(
     """
-    import runpy, sys
-    ABSENT = ("tensorflow", "tensorflow_hub", "tensorflow_text", "tensorflow_datasets", "tf_keras")
-    sys.modules.update(dict.fromkeys(ABSENT))
+    import runpy
     script, *sys.argv[1:] = sys.argv[1:]
     sys.argv[0] = script
     try:
@@ -42,16 +34,7 @@ def test_a_tiny_round_without_tensorflow_writes_rows_and_a_table(tmp_path):
     flags = ["--models", "show_and_tell", "--rounds", "1", "--steps", "3", "--batch-size", "4"]
     flags += ["--batches", "2"]
     flags += ["--image-size", "32", "--peak-size", "256", "--json", str(output)]
-    environment = {**os.environ, **JAX_CPU_ENVIRONMENT}
-    completed = subprocess.run(
-        [sys.executable, "-c", WITHOUT_TENSORFLOW, "benchmarks/jax_speed.py", *flags],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    completed = run_without_tensorflow(AS_A_SCRIPT, "benchmarks/jax_speed.py", *flags)
     assert "tensorflow modules: []" in completed.stdout
     rows = json.loads(output.read_text())
     assert [row["model"] for row in rows] == ["show_and_tell"]

@@ -10,28 +10,19 @@ the step compiles and trains, not how fast it runs (it halves compile time).
 """
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models import model_names
+from tests.models.jax_processes import run_without_tensorflow
 
-ROOT = Path(__file__).resolve().parents[2]
 UNUSED_HEADS = ("region_projection/", "cnn/pooled_projection/")
 
 SCRIPT = textwrap.dedent(
     """
     import json
-    import sys
-
-    # As on a machine without TensorFlow (the GPU machine the JAX benchmark runs on).
-    ABSENT = ("tensorflow", "tensorflow_hub", "tensorflow_text", "tensorflow_datasets", "tf_keras")
-    sys.modules.update(dict.fromkeys(ABSENT))
 
     import keras
     import numpy as np
@@ -79,7 +70,7 @@ SCRIPT = textwrap.dedent(
     results["tensorflow_modules"] = [
         name for name, module in sys.modules.items() if name.startswith("tensorflow") and module
     ]
-    for name in ABSENT:
+    for name in ABSENT:  # WITHOUT_TENSORFLOW (jax_processes.py) made these unimportable
         del sys.modules[name]
     try:
         from layers.hub_layer import HubLayer
@@ -93,28 +84,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-# JAX on the CPU, XLA's optimisation turned down: these runs check that steps compile
-# and train, not how fast.
-JAX_CPU_ENVIRONMENT = {
-    "KERAS_BACKEND": "jax",
-    "JAX_PLATFORMS": "cpu",
-    "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
-}
-
-
 @pytest.fixture(scope="module")
 def jax_run():
     pytest.importorskip("jax", reason="JAX is in requirements-test.txt")
-    environment = {**os.environ, **JAX_CPU_ENVIRONMENT, "PYTHONPATH": str(ROOT)}
-    completed = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    completed = run_without_tensorflow(SCRIPT)
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
