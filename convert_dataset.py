@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from training.lean_import import import_tensorflow
+
+    import_tensorflow()  # before the project's modules import it
     from datasets.checked_splits import checked_split
     from datasets.shapes import ensure_shapes_world
     from datasets.sources import TASK_DATA, parse_shapes_spec, read_dataset

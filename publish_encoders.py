@@ -45,6 +45,9 @@ def describe(encoder) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from training.lean_import import import_tensorflow
+
+    import_tensorflow()  # before the project's modules import it
     encoders = None
     if args.encoders is not None:
         encoders = tuple(name.strip() for name in args.encoders.split(",") if name.strip())

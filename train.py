@@ -14,7 +14,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# The rest imports TensorFlow, after the log level is set.
+# TensorFlow first, after the log level is set, without its unused optional imports.
+from training.lean_import import import_tensorflow  # noqa: E402
+
+import_tensorflow()
 from datasets.augment import AUGMENT_CHOICES  # noqa: E402
 from datasets.cache_policy import CACHE_CHOICES  # noqa: E402
 from datasets.tokenizers import TOKENIZERS  # noqa: E402

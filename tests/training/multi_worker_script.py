@@ -18,6 +18,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from training.lean_import import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # before Keras imports it, without its unused optional imports
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
