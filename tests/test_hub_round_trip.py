@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from layers import HubLayer
 from tests.hub_fixtures.bert_style import save_bert_style_pair
-from tests.models.test_registry_models import reload_in_fresh_process
+from tests.serving.fresh_process import reload_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ["--dataset", "shapes:48,8,8", "--batch-size", "8"]

@@ -33,6 +33,8 @@ class Export:
         task: its task name ("captioning", "retrieval", "classification", "vqa").
         version_dir: the SavedModel folder (saved_models/<model>/<version> layout).
         module: the in-memory serving module that was exported.
+        model: the Keras model inside it.
+        vocabulary: the task's vocabulary (texts, and labels or answers).
         image_path: a real image of the training split.
         text: a real text of the training split.
     """
@@ -41,6 +43,8 @@ class Export:
     task: str
     version_dir: Path
     module: object
+    model: keras.Model
+    vocabulary: object
     image_path: str
     text: str
 
@@ -55,7 +59,9 @@ def export_untrained(name: str, world: Path, root: Path, options: TaskOptions) -
     module = task.serving_module(model, vocabulary, options)
     version_dir = export_saved_model(module, root / name)
     text = train.captions[0][0] if hasattr(train, "captions") else train.texts[0]
-    return Export(name, spec.task, version_dir, module, train.image_paths[0], text)
+    return Export(
+        name, spec.task, version_dir, module, model, vocabulary, train.image_paths[0], text
+    )
 
 
 @pytest.fixture(scope="session")
