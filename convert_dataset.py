@@ -15,6 +15,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# TensorFlow first (the flags' modules import it), without its unused optional imports.
+from training.lean_import import import_tensorflow  # noqa: E402
+
+import_tensorflow()
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from datasets.tfrecords import DEFAULT_SHARD_MEGABYTES
@@ -55,9 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from training.lean_import import import_tensorflow
-
-    import_tensorflow()  # before the project's modules import it
     from datasets.checked_splits import checked_split
     from datasets.shapes import ensure_shapes_world
     from datasets.sources import TASK_DATA, parse_shapes_spec, read_dataset

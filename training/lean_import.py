@@ -26,6 +26,7 @@ import sys
 # that import bound: (module, name), or none where nothing outside the import uses it).
 SKIPPED = (
     ("jax", "tensorflow.lite.python.util", [("tensorflow.lite.python.util", "_jit")]),
+    # lite.py copies util's `_jit` (`from ... import _jit`): nothing to refuse, one more holder.
     ("jax", "tensorflow.lite.python.lite", [("tensorflow.lite.python.lite", "_jit")]),
     ("jax", "keras.src.callbacks.orbax_checkpoint", []),
     (
@@ -79,8 +80,8 @@ LAZY = {"jax": _lazy_jit, "matplotlib": _LazyModule("matplotlib.pyplot")}
 
 def import_tensorflow():
     """`import tensorflow`, skipping the unused optional imports; returns the module."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+    if "tensorflow" in sys.modules:  # waits for an import another thread has begun
+        return importlib.import_module("tensorflow")
     finder = _SkipOptionalImports()
     sys.meta_path.insert(0, finder)
     try:

@@ -1,4 +1,6 @@
-"""Every registered model: forward pass, a few fit steps lower the loss, export, reload alone.
+"""Every registered model: forward pass, a few fit steps lower the loss, evaluation, versions.
+
+Their exports reload alone in tests/serving/test_reload_alone.py.
 
 Parametrised over the registry, so a newly registered model is covered by adding it.
 """
@@ -21,10 +23,6 @@ OPTIONS = TaskOptions(image_size=64, batch_size=8, sequence_length=16, beam_size
 def shapes_split(task_name: str, world, split: str = "train"):
     """The tiny shapes world's examples in the form `task_name` reads."""
     return TASK_DATA[task_name].read_shapes(world, split)
-
-
-def first_text(examples) -> str:
-    return examples.captions[0][0] if hasattr(examples, "captions") else examples.texts[0]
 
 
 @pytest.fixture(scope="module")
