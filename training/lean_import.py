@@ -4,9 +4,9 @@ When they are installed, TensorFlow 2.21 imports jax (`tensorflow/lite/python/ut
 for TFLite's converter of JAX functions), and Keras 3.15 imports jax
 (`keras/src/callbacks/orbax_checkpoint.py`, to patch a JAX monitoring function) and
 `matplotlib.pyplot` (`keras/src/visualization/plot_image_gallery.py`, for one plotting
-helper), each inside a `try: ... except ImportError`. Here jax comes with the test requirements and
-matplotlib with pycocotools, and the two cost 1.5 to 2 s of every process that imports
-TensorFlow (train.py, and the dozens of processes the test suite starts).
+helper), each inside a `try: ... except ImportError`. jax comes with the test
+requirements (0.5 s of every process that imports TensorFlow: train.py, and the dozens
+of processes the test suite starts), matplotlib with the benchmarks' (0.7 s more).
 
 `import_tensorflow()` imports TensorFlow while a finder answers those imports, from
 those modules only, with ImportError. It then gives the modules lazy stand-ins for the
