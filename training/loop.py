@@ -82,7 +82,10 @@ class Trainer:
         steps_per_epoch: at most this many batches per epoch (None: one pass over the data).
         checkpoint_iterator: under the default strategy, save the tf.data iterator's
             state instead of skipping the consumed batches on resume (see the module
-            docstring; other strategies always skip).
+            docstring; other strategies always skip). The restored iterator repeats the
+            uninterrupted run's batches only under
+            `tf.config.experimental.enable_op_determinism()` (tensorflow/tensorflow#56385);
+            the default skip needs no such setting.
         max_to_keep: checkpoints kept in `checkpoint_dir` (>= 2).
         print_fn: where resume messages go.
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from datasets.decode_errors import DecodeErrorLog, ReportDecodeErrors
 from tests.training import tiny_run
+from tests.training.crash_resume import crash_and_resume
 from tests.training.processes import script_json
 from training.loop import Trainer
 from training.timing import TrainingTimer
@@ -271,41 +272,19 @@ def test_a_finished_run_returns_its_history_without_training(tmp_path):
     assert int(restarted.optimizer.iterations.numpy()) == 3 * STEPS_PER_EPOCH
 
 
-class Crash(keras.callbacks.Callback):
-    """Stands for a killed process: raises after global step `at`."""
-
-    def __init__(self, at: int):
-        super().__init__()
-        self.at = at
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == self.at:
-            raise RuntimeError("crash")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("checkpoint_iterator", [False, True], ids=["skip", "iterator_state"])
-def test_a_crashed_run_resumes_in_a_new_trainer_exactly(tmp_path, checkpoint_iterator):
-    options = {"checkpoint_every": 3, "checkpoint_iterator": checkpoint_iterator}
-    validation = tiny_run.dataset(8, shuffle=False)
-    expected_model = tiny_run.model()
-    expected = Trainer(expected_model).fit(tiny_run.dataset(20), 3, validation)
-    crashing = Trainer(tiny_run.model(), checkpoint_dir=tmp_path, callbacks=[Crash(8)], **options)
-    with pytest.raises(RuntimeError, match="crash"):
-        crashing.fit(tiny_run.dataset(20), 3, validation)
-    messages = []
-    model = tiny_run.model()
-    model.set_weights([weight + 1 for weight in model.get_weights()])  # restored over
-    resumed = Trainer(model, checkpoint_dir=tmp_path, print_fn=messages.append, **options)
-    history = resumed.fit(tiny_run.dataset(20), 3, validation)
-    assert messages[0].endswith("ckpt-3: epoch 2, 1 batch(es) into it, global step 6.")
-    assert int(model.optimizer.iterations.numpy()) == 3 * STEPS_PER_EPOCH
-    for got, want in zip(model.get_weights(), expected_model.get_weights(), strict=True):
-        np.testing.assert_array_equal(got, want)
-    assert history == expected
-    saved = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path)))
-    has_iterator = any(name.startswith("iterator/") for name in saved.get_variable_to_shape_map())
-    assert has_iterator == checkpoint_iterator
+@pytest.mark.parametrize("mode", ["skip", "iterator_state"])
+def test_a_crashed_run_resumes_in_a_new_trainer_exactly(tmp_path, mode):
+    if mode == "skip":
+        result = crash_and_resume(tmp_path, checkpoint_iterator=False)
+    else:  # its own process: it needs op determinism, which would stay on in this one
+        result = script_json("crash_resume_script.py", tmp_path, mode)
+    assert result["crashed"] == "crash"
+    assert result["first_message"].endswith("ckpt-3: epoch 2, 1 batch(es) into it, global step 6.")
+    assert result["iterations"] == 3 * STEPS_PER_EPOCH
+    assert result["weight_differences"] == [0.0] * len(result["weight_differences"])
+    assert result["same_history"]
+    assert result["has_iterator"] == (mode == "iterator_state")
 
 
 def test_a_checkpoint_of_another_model_is_refused(tmp_path):
