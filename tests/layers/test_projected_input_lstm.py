@@ -202,14 +202,11 @@ def test_config_round_trip():
     assert isinstance(clone, ProjectedInputLSTM) and clone.get_config() == layer.get_config()
 
 
-def test_no_step_multiplies_by_a_transpose_the_optimizer_would_fold():
-    """The forward steps (and the input projection) read the kernels' transposes through
-    a Snapshot, the backward steps the recurrent kernel itself: fed by a Transpose op
-    directly, TensorFlow's optimizer folds it into the MatMul as transpose_a/b=True, and
-    oneDNN ran the transpose_b ones at about half speed."""
+def training_graph_operations(steps):
+    """Every op of the graph of lstm_sequence's gradients (training path) over `steps`
+    steps, the custom gradient's own function included."""
     from layers.lstm_sequence import lstm_sequence
 
-    steps = 3
     sequences = tf.random.normal((2, steps, 5))
     states = tf.zeros((2, 2))
     kernel, bias, recurrent = tf.random.normal((5, 8)), tf.zeros(8), tf.random.normal((2, 8))
@@ -224,10 +221,20 @@ def test_no_step_multiplies_by_a_transpose_the_optimizer_would_fold():
 
     graph = gradients.get_concrete_function(sequences, kernel, recurrent).graph
     # The custom gradient's backward is a function of its own inside the graph.
-    operations = graph.get_operations() + [
+    return graph.get_operations() + [
         op for function in graph._functions.values() for op in function.graph.get_operations()
     ]
-    matmuls = [op for op in operations if op.type in ("MatMul", "BatchMatMulV2")]
+
+
+def test_no_step_multiplies_by_a_transpose_the_optimizer_would_fold():
+    """The forward steps (and the input projection) read the kernels' transposes through
+    a Snapshot, the backward steps the recurrent kernel itself: fed by a Transpose op
+    directly, TensorFlow's optimizer folds it into the MatMul as transpose_a/b=True, and
+    oneDNN ran the transpose_b ones at about half speed."""
+    steps = 3
+    matmuls = [
+        op for op in training_graph_operations(steps) if op.type in ("MatMul", "BatchMatMulV2")
+    ]
     flag = {"MatMul": "transpose_b", "BatchMatMulV2": "adj_y"}
     assert not [op.name for op in matmuls if op.get_attr(flag[op.type])]
     assert not [
@@ -237,6 +244,15 @@ def test_no_step_multiplies_by_a_transpose_the_optimizer_would_fold():
     # Each forward step and the projection; the input gradient reads it on the right.
     assert left["Snapshot"] == steps + 1, left
     assert left["Placeholder"] == steps, left  # each backward step: the recurrent kernel
+
+
+def test_each_backward_step_differentiates_its_activations_in_single_kernels():
+    """A backward step goes through its three sigmoids and two tanhs with one
+    SigmoidGrad or TanhGrad each, not three element-wise ops apiece (10 fewer ops a
+    step, and no Square, which the optimizer made of `y * y`)."""
+    steps = 3
+    kinds = collections.Counter(op.type for op in training_graph_operations(steps))
+    assert kinds["SigmoidGrad"] == 3 * steps and kinds["TanhGrad"] == 2 * steps, kinds
 
 
 def test_inference_runs_batch_major_without_the_custom_gradient():
