@@ -134,3 +134,19 @@ def summary(blocks: list[Block], subject: str, threshold: float = BUSY_SHARE) ->
         "others_cpu_share_max": max(shares) if shares else None,
         "busy_threshold": threshold,
     }
+
+
+def round_ratios(
+    blocks: list[Block], numerator: str, denominator: str, threshold: float = BUSY_SHARE
+) -> list[float]:
+    """`numerator`'s value over `denominator`'s in each round where both blocks were
+    quiet, in round order. The two ran minutes apart at most, so the spread of these
+    ratios shows how far a ratio of medians can be trusted on this machine."""
+    by_round = {(block.subject, block.round): block for block in blocks}
+    ratios = []
+    for index in sorted({block.round for block in blocks}):
+        top, bottom = by_round.get((numerator, index)), by_round.get((denominator, index))
+        if top is None or bottom is None or top.busy(threshold) or bottom.busy(threshold):
+            continue
+        ratios.append(top.value / bottom.value)
+    return ratios

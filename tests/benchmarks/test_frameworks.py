@@ -63,6 +63,8 @@ def test_a_tiny_run_writes_json_markdown_and_chart(tmp_path, monkeypatch):
             training["ours_trainer_per_s"] / training["torch_per_s"]
         )
         assert training["torch_format"] in ("torch_nchw", "torch_channels_last")
+        # One round: its one ratio is the ratio of the medians.
+        assert training["ours_over_torch_per_round"] == [pytest.approx(training["ours_over_torch"])]
     else:
         assert "torch is not installed" in training["torch_skipped"]
         assert "torch_per_s" not in training

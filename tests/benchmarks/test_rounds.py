@@ -73,3 +73,17 @@ def test_the_load_of_a_block_counts_other_processes_only():
     value, seconds, share = rounds.measured(spin)
     assert value == 1.0 and seconds >= 0.2
     assert share is None or share < 1.0
+
+
+def test_round_ratios_pair_each_round_and_skip_busy_ones():
+    blocks = [
+        Block("ours", 0, 10.0, 1.0, 0.0),
+        Block("theirs", 0, 8.0, 1.0, 0.0),
+        Block("theirs", 1, 5.0, 1.0, 0.0),
+        Block("ours", 1, 6.0, 1.0, 0.5),  # busy: round 1 is left out
+        Block("ours", 2, 9.0, 1.0, None),
+        Block("theirs", 2, 10.0, 1.0, 0.01),
+        Block("ours", 3, 7.0, 1.0, 0.0),  # no partner in round 3
+    ]
+    assert rounds.round_ratios(blocks, "ours", "theirs") == [1.25, 0.9]
+    assert rounds.round_ratios(blocks, "ours", "theirs", threshold=0.6) == [1.25, 1.2, 0.9]
