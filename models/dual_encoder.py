@@ -14,6 +14,7 @@ from models.text_encoders import build_text_encoder, text_input
     task="retrieval",
     description="CNN + LSTM towers, projection heads, symmetric InfoNCE, learnable temperature.",
     training_defaults={"epochs": 3, "batch_size": 64, "learning_rate": 1e-3},
+    signatures=("serving_default", "encode_image", "encode_text"),
 )
 def build_dual_encoder(
     *,

@@ -17,6 +17,8 @@ class ModelSpec:
     `option_training_defaults` maps a builder option to {value: settings} for the
     choices that train best with other settings (a fusion that needs a lower
     learning rate); they override `training_defaults` when that value is built.
+    `signatures` names the serving signatures its export has (DESIGN.md's table gives
+    their inputs), so that clients can refuse a request the server would refuse.
     """
 
     name: str
@@ -27,6 +29,7 @@ class ModelSpec:
     option_training_defaults: Mapping[str, Mapping[str, Mapping[str, float]]] = field(
         default_factory=dict
     )
+    signatures: tuple[str, ...] = ("serving_default",)
 
     def training_settings(self, options: Mapping) -> dict:
         """The training defaults for building this model with `options` (flag -> value;
@@ -50,6 +53,7 @@ def register_model(
     description: str,
     training_defaults: Mapping[str, float] | None = None,
     option_training_defaults: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    signatures: tuple[str, ...] = ("serving_default",),
 ):
     """Registers a builder function under `name`; a duplicate name raises ValueError."""
     if task not in TASKS:
@@ -65,6 +69,7 @@ def register_model(
             builder,
             dict(training_defaults or {}),
             dict(option_training_defaults or {}),
+            tuple(signatures),
         )
         return builder
 

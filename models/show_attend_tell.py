@@ -19,6 +19,7 @@ from models.token_prior import set_next_token_prior
         "beam search; the export can also return the attention maps."
     ),
     training_defaults={"epochs": 3, "batch_size": 64, "learning_rate": 1e-3},
+    signatures=("serving_default", "caption_with_attention"),
 )
 def build_show_attend_tell(
     *,

@@ -17,7 +17,8 @@ serialized tensorflow_serving.apis.PredictRequest: model_spec.name,
 model_spec.signature_name, one string tensor [N] per input.
 
 The signature's input names come from the zoo's contract for the registered
-model's task (DESIGN.md), or, with `--export DIR`, from that SavedModel, through
+model's task (DESIGN.md; only the signatures its registry entry says its export
+has), or, with `--export DIR`, from that SavedModel, through
 which the written requests are then also run locally, printing what a server
 would answer (as predict.py prints it). Images and texts pair as in predict.py.
 Errors exit with status 2 and a message naming the problem.
@@ -70,7 +71,7 @@ def contract_inputs(model: str, signature_name: str) -> tuple[str, ...]:
     """The input names of a registered model's signature, from its task's contract.
 
     Raises:
-        UsageError: the model is not registered, or its task has no such signature.
+        UsageError: the model is not registered, or its export has no such signature.
     """
     from models import get_model_spec, model_names
 
@@ -79,11 +80,17 @@ def contract_inputs(model: str, signature_name: str) -> tuple[str, ...]:
             f"model {model!r} is not registered (the zoo has {model_names()}); pass "
             "--export DIR to read the signature's inputs from its SavedModel"
         )
-    task = get_model_spec(model).task
-    signatures = SIGNATURE_INPUTS[task]
+    spec = get_model_spec(model)
+    signatures = SIGNATURE_INPUTS[spec.task]
     if signature_name not in signatures:
         raise UsageError(
-            f"{task} models have no signature {signature_name!r}; they have {sorted(signatures)}"
+            f"{spec.task} models have no signature {signature_name!r}; they have "
+            f"{sorted(signatures)}"
+        )
+    if signature_name not in spec.signatures:
+        raise UsageError(
+            f"model {model!r} exports no signature {signature_name!r} (other {spec.task} "
+            f"models do); its export has {list(spec.signatures)}"
         )
     return signatures[signature_name]
 

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from models import get_model_spec
 from predict import UsageError
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "serving_requests.py"
@@ -144,6 +145,7 @@ def test_export_reads_the_inputs_from_the_savedmodel_and_prints_the_replies(
 
 def test_the_contract_table_matches_every_export_s_signatures(exports):
     for name, export in exports.items():
+        assert set(export.module.signatures()) == set(get_model_spec(name).signatures), name
         for signature, function in export.module.signatures().items():
             names = sorted(spec.name for spec in function.input_signature)
             contract = serving_requests.contract_inputs(name, signature)
@@ -155,6 +157,15 @@ def test_the_contract_table_matches_every_export_s_signatures(exports):
     [
         (["--model", "nobody", "--text", "a"], "model 'nobody' is not registered"),
         (["--model", "vqa", "--signature", "encode_text", "--text", "a"], "no signature"),
+        (
+            ["--model", "retrieval_attention", "--signature", "encode_text", "--text", "a"],
+            "model 'retrieval_attention' exports no signature 'encode_text'",
+        ),
+        (
+            ["--model", "show_and_tell", "--signature", "caption_with_attention"]
+            + ["--image", "x.jpg"],
+            "model 'show_and_tell' exports no signature 'caption_with_attention'",
+        ),
         (["--model", "dual_encoder", "--signature", "encode_text", "--image", "x.jpg"], "no image"),
         (["--model", "show_and_tell", "--image", "/no/such.jpg"], "cannot read image file"),
     ],
