@@ -90,7 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--text-encoder",
         help="lstm (default) | bilstm | gru | transformer | hub:HANDLE (reads raw strings, "
-        "fine-tuned)",
+        "fine-tuned unless --freeze-text-encoder)",
+    )
+    parser.add_argument(
+        "--freeze-text-encoder",
+        action="store_const",
+        const=True,
+        help="keep a hub: text encoder's weights fixed (it runs in inference mode)",
     )
     parser.add_argument(
         "--text-preprocessor",
@@ -241,6 +247,7 @@ def builder_options(args: argparse.Namespace) -> dict:
         "image_encoder": args.image_encoder,
         "image_weights": args.image_weights,
         "freeze_image_encoder": args.freeze_image_encoder,
+        "freeze_text_encoder": args.freeze_text_encoder,
         "text_encoder": args.text_encoder,
         "text_preprocessor": args.text_preprocessor,
         "hub_output_key": args.hub_output_key,
@@ -256,6 +263,11 @@ def check_hub_flags(args: argparse.Namespace) -> None:
     hub_text = hub_handle(args.text_encoder) is not None
     if args.text_preprocessor and not hub_text:
         raise ValueError("--text-preprocessor needs a hub: text encoder (--text-encoder hub:...).")
+    if args.freeze_text_encoder and not hub_text:
+        raise ValueError(
+            "--freeze-text-encoder needs a hub: text encoder (--text-encoder hub:...); the "
+            "named ones start from random weights."
+        )
     if args.hub_output_key and not (hub_image or hub_text):
         raise ValueError("--hub-output-key needs a hub: image or text encoder.")
     if args.tokenizer != "word" and hub_text:

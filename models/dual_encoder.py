@@ -24,6 +24,7 @@ def build_dual_encoder(
     image_encoder: str = "small_cnn",
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
+    freeze_text_encoder: bool = False,
     hub_output_key: str | None = None,
     hub_input_range: str = "0to1",
     text_encoder: str = "lstm",
@@ -70,6 +71,7 @@ def build_dual_encoder(
         word_vectors=word_vectors,
         preprocessor=text_preprocessor,
         hub_output_key=hub_output_key,
+        trainable=not freeze_text_encoder,
     )(tokens)["pooled"]
     text_embedding = ProjectionHead(projection_dim, dropout, name="text_projection")(text)
     text_tower = keras.Model(tokens, text_embedding, name="text_encoder")

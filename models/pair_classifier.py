@@ -36,6 +36,7 @@ def build_pair_classifier(
     text_preprocessor: str | None = None,
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
+    freeze_text_encoder: bool = False,
     hub_output_key: str | None = None,
     hub_input_range: str = "0to1",
     word_vectors: np.ndarray | None = None,
@@ -60,6 +61,7 @@ def build_pair_classifier(
         hub_output_key, hub_input_range: for hub encoders (models.hub_encoders).
         image_weights: None, "imagenet" or a local weights file for the image backbone.
         freeze_image_encoder: keep the image backbone's weights fixed.
+        freeze_text_encoder: keep a hub: text encoder's weights fixed.
         word_vectors: [vocabulary_size, embedding_dim] initial token embeddings.
     """
     if modalities not in MODALITIES:
@@ -68,9 +70,11 @@ def build_pair_classifier(
         "fusion": fusion if modalities != "both" else None,
         "image_encoder": image_encoder if modalities == "text" else None,
         "image_weights": image_weights if modalities == "text" else None,
+        "freeze_image_encoder": (freeze_image_encoder or None) if modalities == "text" else None,
         "text_encoder": text_encoder if modalities == "image" else None,
         "word_vectors": word_vectors if modalities == "image" else None,
         "text_preprocessor": text_preprocessor if modalities == "image" else None,
+        "freeze_text_encoder": (freeze_text_encoder or None) if modalities == "image" else None,
     }
     for argument, value in unused.items():
         if value is not None:
@@ -103,6 +107,7 @@ def build_pair_classifier(
             word_vectors=word_vectors,
             preprocessor=text_preprocessor,
             hub_output_key=hub_output_key,
+            trainable=not freeze_text_encoder,
         )(tokens)
     if modalities == "both":
         features = fuse(fusion, image, text, text["mask"], dim=hidden_dim, dropout=dropout)

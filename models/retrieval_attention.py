@@ -29,6 +29,7 @@ def build_retrieval_attention(
     text_preprocessor: str | None = None,
     image_weights: str | None = None,
     freeze_image_encoder: bool = False,
+    freeze_text_encoder: bool = False,
     hub_output_key: str | None = None,
     hub_input_range: str = "0to1",
     word_vectors: np.ndarray | None = None,
@@ -75,6 +76,7 @@ def build_retrieval_attention(
         word_vectors=word_vectors,
         preprocessor=text_preprocessor,
         hub_output_key=hub_output_key,
+        trainable=not freeze_text_encoder,
     )(tokens)["pooled"]
     text = layers.Dropout(dropout)(text)
     text_encoder_model = keras.Model(tokens, text, name="text_encoder")

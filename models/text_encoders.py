@@ -21,6 +21,7 @@ def build_text_encoder(
     model_name: str = "text_backbone",
     preprocessor: str | None = None,
     hub_output_key: str | None = None,
+    trainable: bool = True,
 ) -> keras.Model:
     """Builds a text backbone that maps token ids to per-token features and a pooled vector.
 
@@ -51,6 +52,9 @@ def build_text_encoder(
             (`--text-preprocessor`), or None.
         hub_output_key: for a hub encoder with dict outputs, the pooled one (ignored
             by the named encoders).
+        trainable: False keeps a hub encoder's weights fixed and runs it in inference
+            mode (`--freeze-text-encoder`); the named encoders start from random
+            weights, so they cannot be frozen.
 
     Returns:
         A functional `keras.Model` named `model_name` with the input "tokens"
@@ -59,8 +63,8 @@ def build_text_encoder(
         (False at padding)}.
 
     Raises:
-        ValueError: for an unknown name, an odd `units` for "bilstm", or
-            `word_vectors` of the wrong shape.
+        ValueError: for an unknown name, an odd `units` for "bilstm", `word_vectors`
+            of the wrong shape, or `trainable=False` for a named encoder.
 
     Example:
         >>> backbone = build_text_encoder("transformer", vocabulary_size=1000, sequence_length=16)
@@ -77,8 +81,14 @@ def build_text_encoder(
             handle,
             preprocessor=_preprocessor_handle(preprocessor),
             output_key=hub_output_key,
+            trainable=trainable,
             dropout=dropout,
             model_name=model_name,
+        )
+    if not trainable:
+        raise ValueError(
+            f"--freeze-text-encoder applies to a hub: text encoder, not to {name!r}, "
+            "which starts from random weights."
         )
     if preprocessor is not None:
         raise ValueError(f"--text-preprocessor applies to a hub: text encoder, not to {name!r}.")

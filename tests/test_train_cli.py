@@ -60,6 +60,7 @@ def test_a_hub_handle_that_cannot_be_fetched_says_what_to_do(tmp_path, capsys, m
     "flags, message",
     [
         (["--text-preprocessor", "hub:p"], "--text-preprocessor needs a hub: text encoder"),
+        (["--freeze-text-encoder"], "--freeze-text-encoder needs a hub: text encoder"),
         (["--hub-output-key", "default"], "--hub-output-key needs a hub: image or text encoder"),
         (["--hub-input-range", "minus1to1"], "--hub-input-range needs a hub: image encoder"),
     ],

@@ -65,16 +65,17 @@ def test_image_only_refuses_a_fusion():
         build_model(get_model_spec("image_only"), CLASSIFIER_ARGUMENTS, {"fusion": "gated"})
 
 
-@pytest.mark.parametrize("option", ["image_encoder", "image_weights"])
+@pytest.mark.parametrize("option", ["image_encoder", "image_weights", "freeze_image_encoder"])
 def test_text_only_refuses_image_options(option):
-    value = {"image_encoder": "resnet50", "image_weights": "imagenet"}[option]
+    value = {"image_encoder": "resnet50", "image_weights": "imagenet"}.get(option, True)
     with pytest.raises(ValueError, match=rf"text_only reads only the text: {option}="):
         build_model(get_model_spec("text_only"), CLASSIFIER_ARGUMENTS, {option: value})
 
 
-def test_image_only_refuses_a_text_encoder():
-    with pytest.raises(ValueError, match="text_encoder='gru'"):
-        build_model(get_model_spec("image_only"), CLASSIFIER_ARGUMENTS, {"text_encoder": "gru"})
+@pytest.mark.parametrize("option, value", [("text_encoder", "gru"), ("freeze_text_encoder", True)])
+def test_image_only_refuses_text_options(option, value):
+    with pytest.raises(ValueError, match=rf"image_only reads only the image: {option}="):
+        build_model(get_model_spec("image_only"), CLASSIFIER_ARGUMENTS, {option: value})
 
 
 @pytest.mark.parametrize("model", ["fusion_classifier", "vqa"])

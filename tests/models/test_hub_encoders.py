@@ -112,14 +112,29 @@ def test_a_missing_output_key_names_the_keys_there_are(hub_modules):
         )
 
 
+def test_a_frozen_hub_text_module_has_no_trainable_weights(hub_modules):
+    encoder = build_text_encoder(
+        "hub:" + hub_modules["text"], vocabulary_size=1, sequence_length=1, trainable=False
+    )
+    assert encoder.get_layer("encoder").weights and not encoder.trainable_weights
+
+
+def test_only_a_hub_text_encoder_can_be_frozen():
+    with pytest.raises(ValueError, match="--freeze-text-encoder applies to a hub: text encoder"):
+        build_text_encoder("lstm", vocabulary_size=10, sequence_length=4, trainable=False)
+
+
 def test_a_preprocessor_needs_a_hub_text_encoder():
     with pytest.raises(ValueError, match="--text-preprocessor applies to a hub"):
         build_text_encoder("lstm", vocabulary_size=10, sequence_length=4, preprocessor="hub:x")
 
 
-@pytest.mark.parametrize("name", sorted(TEXT_ENCODER_MODELS))
+@pytest.mark.parametrize(
+    "name, frozen",
+    [(name, False) for name in sorted(TEXT_ENCODER_MODELS)] + [("fusion_classifier", True)],
+)
 def test_every_model_with_a_text_encoder_trains_on_a_hub_text_module(
-    name, hub_modules, tiny_shapes_world
+    name, frozen, hub_modules, tiny_shapes_world
 ):
     spec = get_model_spec(name)
     task = get_task(spec.task)
@@ -129,6 +144,8 @@ def test_every_model_with_a_text_encoder_trains_on_a_hub_text_module(
     user_options = {"text_encoder": "hub:" + hub_modules["text"]}
     if name != "text_only":
         user_options["image_encoder"] = "hub:" + hub_modules["image"]
+    if frozen:
+        user_options["freeze_text_encoder"] = True
     keras.utils.set_random_seed(0)
     model = build_model(spec, task.model_arguments(vocabulary, options), user_options)
     assert "text" in model.input and "tokens" not in model.input
@@ -136,9 +153,12 @@ def test_every_model_with_a_text_encoder_trains_on_a_hub_text_module(
     batches = two_fixed_batches(task, train, vocabulary, options)
     before, after, moved = fit_and_watch_hub_weights(model, batches)
     assert after < LOSS_BAR * before, (before, after)
-    # Each hub module is fine-tuned: all its weights change.
+    # Each hub module is fine-tuned: all its weights change; a frozen text module
+    # (the layer "encoder") runs in inference mode and none of its weights move.
     assert len(moved) == (1 if name == "text_only" else 2)
-    assert all(all(changed) for changed in moved.values()), moved
+    for layer_name, changed in moved.items():
+        fixed = frozen and layer_name == "encoder"
+        assert changed and all(change != fixed for change in changed), moved
 
     # Evaluation and every serving signature feed the model raw strings too.
     test = shapes_split(spec.task, tiny_shapes_world, "test")
