@@ -50,6 +50,17 @@ FULL = {
 }
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model name where Linux gives it: the hosts behind this VM change from day
+    to day (a 2048² matmul peak of 190 GFLOP/s on one, 390 on another)."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return None
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else None
+
+
 def machine() -> dict:
     versions = {}
     for module in ("tensorflow", "keras", "torch", "numpy"):
@@ -60,6 +71,7 @@ def machine() -> dict:
     return {
         "cpus": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "python": platform.python_version(),
         **versions,
     }
@@ -79,11 +91,17 @@ def run_one(name: str, flags: list[str], work: Path) -> list[dict]:
     return json.loads(output.read_text())
 
 
+def processor_words(machine_record: dict) -> str:
+    model = machine_record.get("cpu_model")  # absent from runs before it was recorded
+    return ", ".join(part for part in (machine_record["processor"], model) if part)
+
+
 def markdown(results: dict) -> str:
     date = results["date"][:10]
     parts = [
         f"Measured {date} on {results['machine']['cpus']} CPUs "
-        f"({results['machine']['processor']}), TensorFlow {results['machine']['tensorflow']}, "
+        f"({processor_words(results['machine'])}), "
+        f"TensorFlow {results['machine']['tensorflow']}, "
         f"Keras {results['machine']['keras']}, PyTorch {results['machine']['torch']}, "
         f"{results['threads']} threads. A block counts as busy when other processes used "
         f"more than {BUSY_SHARE:.0%} of the CPUs while it ran."

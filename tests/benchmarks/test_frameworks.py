@@ -77,6 +77,7 @@ def test_a_tiny_run_writes_json_markdown_and_chart(tmp_path, monkeypatch):
     assert all(row["per_s"] > 0 and row["flops_per_example"] > 0 for row in inference)
     report = (tmp_path / "benchmarks.md").read_text()
     assert "| `vqa` (training, batch 8) |" in report and "image_encoder (inference" in report
+    assert run.processor_words(results["machine"]) in report
     chart = tmp_path / "benchmarks.png"
     if HAS_MATPLOTLIB:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and results["chart_skipped"] is None
@@ -107,3 +108,18 @@ def test_the_ratio_cell_shows_the_per_round_range_beside_the_verdict():
     assert "| 0.95 (NO; rounds 0.91-1.02); fit 0.99 |" in table, table
     row["ours_over_torch_per_round"] = [0.95]  # one quiet round: no range to show
     assert "| 0.95 (NO); fit 0.99 |" in frameworks.format_rows([row])
+
+
+def test_the_cpu_model_is_read_from_cpuinfo_and_named_in_the_report(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: avx2\n"
+        "processor\t: 1\nmodel name\t: AMD EPYC 9R14\n"
+    )
+    assert run.cpu_model(cpuinfo) == "AMD EPYC 9R14"
+    assert run.cpu_model(tmp_path / "missing") is None
+    cpuinfo.write_text("processor\t: 0\n")  # e.g. some ARM kernels name no model
+    assert run.cpu_model(cpuinfo) is None
+    record = {"processor": "x86_64", "cpu_model": "AMD EPYC 9R14"}
+    assert run.processor_words(record) == "x86_64, AMD EPYC 9R14"
+    assert run.processor_words({"processor": "x86_64"}) == "x86_64"  # an older record
