@@ -18,7 +18,9 @@ the same number of threads. The model's training FLOPs per example are counted b
 `tf.profiler` on the graph of one forward and backward pass (and, as a check, by
 `torch.utils.flop_counter` on the twin), so each figure is also achieved GFLOP/s
 and a fraction of the measured peak. Inference at batch 32 of the image encoder and
-of the text tower (dual_encoder's towers, compiled) is measured the same way.
+of the text tower (dual_encoder's towers, compiled) is measured the same way, beside
+the twin's towers in eval mode under `torch.inference_mode` (the image tower in both
+memory formats, the better one counting).
 
 Blocks taken while other processes used more than `rounds.BUSY_SHARE` of the CPUs
 are left out of the medians (all kept and flagged when every block was busy).
@@ -164,11 +166,9 @@ def torch_subjects(torch, name, arguments, held, learning_rate, steps):
             twin = twin.to(memory_format=layout)
         batches = []
         for inputs, targets, weights in held:
-            images = torch.from_numpy(inputs["image"]).permute(0, 3, 1, 2)
-            images = images.contiguous(memory_format=layout or torch.contiguous_format)
             batches.append(
                 (
-                    images,
+                    torch_images(torch, inputs["image"], layout),
                     torch.from_numpy(inputs["tokens"]).long(),
                     torch.from_numpy(targets).long(),
                     None if weights is None else torch.from_numpy(weights),
@@ -188,6 +188,55 @@ def torch_subjects(torch, name, arguments, held, learning_rate, steps):
 
         subjects[f"torch_{memory_format}"] = run
     return subjects, flops
+
+
+def torch_images(torch, images, layout):
+    """NHWC numpy images as the twins' NCHW tensor, in `layout` (None: contiguous NCHW)."""
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2)
+    return tensor.contiguous(memory_format=layout or torch.contiguous_format)
+
+
+def examples_per_second(call, calls: int, batch_size: int, finish=None) -> float:
+    """`call()` `calls` times; `finish` (if given) waits for the last result."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        result = call()
+    if finish is not None:
+        finish(result)
+    return calls * batch_size / (time.perf_counter() - started)
+
+
+def torch_inference_subjects(torch, arguments, inputs, calls: int):
+    """The dual_encoder twin's towers in eval mode under `torch.inference_mode`: the image
+    tower in NCHW and channels_last, the text tower once. Returns ({subject: callable() ->
+    examples/s}, {tower: [its subjects]})."""
+    from benchmarks.torch_twins import build_twin
+
+    tokens = torch.from_numpy(inputs["tokens"]).long()
+    subjects, towers = {}, {"image_encoder": [], "text_encoder": []}
+
+    def rate(tower_call, batch):
+        def run():
+            with torch.inference_mode():
+                return examples_per_second(lambda: tower_call(batch), calls, INFERENCE_BATCH)
+
+        with torch.inference_mode():
+            tower_call(batch)  # oneDNN builds its primitives on the first call
+        return run
+
+    for memory_format in ("nchw", "channels_last"):
+        torch.manual_seed(0)
+        twin = build_twin("dual_encoder", arguments["vocabulary_size"]).eval()
+        layout = torch.channels_last if memory_format == "channels_last" else None
+        if layout is not None:
+            twin = twin.to(memory_format=layout)
+        name = f"torch_image_encoder_{memory_format}"
+        subjects[name] = rate(twin.encode_image, torch_images(torch, inputs["image"], layout))
+        towers["image_encoder"].append(name)
+        if layout is None:  # the text tower has no image layout to choose
+            subjects["torch_text_encoder"] = rate(twin.encode_text, tokens)
+            towers["text_encoder"].append("torch_text_encoder")
+    return subjects, towers
 
 
 def twin_flops(torch, trainer, batch) -> int | None:
@@ -271,8 +320,9 @@ def measure_model(name, world, args, torch, torch_reason) -> dict:
     return row
 
 
-def measure_inference(world, args) -> list[dict]:
-    """dual_encoder's image and text towers at batch 32, compiled, beside the peak."""
+def measure_inference(world, args, torch=None, torch_reason=None) -> list[dict]:
+    """dual_encoder's image and text towers at batch 32, compiled, beside their PyTorch
+    twins' and the peak."""
     _, _, _, arguments, held = model_data("dual_encoder", world, INFERENCE_BATCH, 1)
     model = build_model(get_model_spec("dual_encoder"), arguments, {})
     inputs = held[0][0]
@@ -285,15 +335,15 @@ def measure_inference(world, args) -> list[dict]:
         forward = tf.function(lambda data, layer=layer: layer(data, training=False))
         forward(batch)
         flops[tower] = graph_flops(lambda data, layer=layer: layer(data, training=False), batch)
-
-        def rate(forward=forward, batch=batch):
-            started = time.perf_counter()
-            for _ in range(args.inference_calls):
-                result = forward(batch)
-            np.asarray(result)
-            return args.inference_calls * INFERENCE_BATCH / (time.perf_counter() - started)
-
-        calls[tower] = rate
+        calls[tower] = lambda forward=forward, batch=batch: examples_per_second(
+            lambda: forward(batch), args.inference_calls, INFERENCE_BATCH, finish=np.asarray
+        )
+    twin_towers = {}
+    if torch is not None:
+        twin_calls, twin_towers = torch_inference_subjects(
+            torch, arguments, inputs, args.inference_calls
+        )
+        calls.update(twin_calls)
     calls["peak_matmul"] = matmul_gflops
     blocks = alternate(lambda measure: measure(), calls, args.rounds, progress("inference"))
     figures = {subject: summary(blocks, subject) for subject in calls}
@@ -302,21 +352,30 @@ def measure_inference(world, args) -> list[dict]:
     for tower in towers:
         per_example = flops[tower] / INFERENCE_BATCH
         rate = figures[tower]["median"]
-        rows.append(
-            {
-                "benchmark": "inference",
-                "model": f"dual_encoder {tower}",
-                "tower": tower,
-                "batch_size": INFERENCE_BATCH,
-                "per_s": rate,
-                "flops_per_example": per_example,
-                "gflops": rate * per_example / 1e9,
-                "of_peak": rate * per_example / 1e9 / peak,
-                "goal_of_peak": INFERENCE_GOALS[tower],
-                "peak_gflops": peak,
-                "figures": {tower: figures[tower], "peak_matmul": figures["peak_matmul"]},
-            }
-        )
+        row = {
+            "benchmark": "inference",
+            "model": f"dual_encoder {tower}",
+            "tower": tower,
+            "batch_size": INFERENCE_BATCH,
+            "per_s": rate,
+            "flops_per_example": per_example,
+            "gflops": rate * per_example / 1e9,
+            "of_peak": rate * per_example / 1e9 / peak,
+            "goal_of_peak": INFERENCE_GOALS[tower],
+            "peak_gflops": peak,
+            "figures": {tower: figures[tower], "peak_matmul": figures["peak_matmul"]},
+        }
+        if torch is None:
+            row["torch_skipped"] = torch_reason
+        else:
+            twins = twin_towers[tower]
+            best = max(twins, key=lambda subject: figures[subject]["median"])
+            row["figures"].update({subject: figures[subject] for subject in twins})
+            row["torch_format"] = best
+            row["torch_per_s"] = figures[best]["median"]
+            row["ours_over_torch"] = rate / row["torch_per_s"]
+            row["ours_over_torch_per_round"] = round_ratios(blocks, tower, best)
+        rows.append(row)
     return rows
 
 
@@ -333,6 +392,32 @@ def spread(figure: dict) -> str:
     return f"{figure['median']:.0f} ({figure['min']:.0f}-{figure['max']:.0f})"
 
 
+def layout_of(subject: str) -> str:
+    """The memory format a PyTorch subject ran in ("" for one without images)."""
+    return next((f for f in ("channels_last", "nchw") if subject.endswith(f)), "")
+
+
+def torch_cells(row: dict, ours: str) -> tuple[str, str]:
+    """The PyTorch and ours / PyTorch cells of a row, `ours` naming our subject."""
+    if "torch_per_s" not in row:
+        return "skipped", "-"
+    figures, subject = row["figures"], row["torch_format"]
+    layout = layout_of(subject)
+    torch_cell = spread(figures[subject]) + (f" ({layout})" if layout else "")
+    ratio = row["ours_over_torch"]
+    verdict = (
+        "yes"
+        if ratio >= GOALS["ours_over_torch"]
+        else ("DEFECT" if ratio < GOALS["defect_below"] else "NO")
+    )
+    if figures[ours]["all_busy"] or figures[subject]["all_busy"]:
+        verdict = "not judged: only busy blocks"
+    per_round = row.get("ours_over_torch_per_round")
+    if per_round and len(per_round) > 1:
+        verdict += f"; rounds {min(per_round):.2f}-{max(per_round):.2f}"
+    return torch_cell, f"{ratio:.2f} ({verdict})"
+
+
 def format_rows(rows: list[dict]) -> str:
     lines = [
         "| model | ours: Trainer ex/s | ours: fit ex/s | PyTorch ex/s (format) "
@@ -342,30 +427,18 @@ def format_rows(rows: list[dict]) -> str:
     for row in rows:
         figures = row["figures"]
         if row["benchmark"] == "inference":
+            torch_cell, ratio_cell = torch_cells(row, row["tower"])
             lines.append(
                 f"| {row['model']} (inference, batch {row['batch_size']}) "
-                f"| {spread(figures[row['tower']])} | | | "
+                f"| {spread(figures[row['tower']])} | | {torch_cell} | {ratio_cell} "
                 f"| {row['flops_per_example'] / 1e9:.4f} | {row['gflops']:.1f} "
                 f"| {row['of_peak']:.0%} (goal {row['goal_of_peak']:.0%}) "
                 f"| {busy_note(figures)} |"
             )
             continue
-        if "torch_per_s" in row:
-            torch_cell = f"{spread(figures[row['torch_format']])} ({row['torch_format'][6:]})"
-            ratio = row["ours_over_torch"]
-            verdict = (
-                "yes"
-                if ratio >= GOALS["ours_over_torch"]
-                else ("DEFECT" if ratio < GOALS["defect_below"] else "NO")
-            )
-            if figures["ours_trainer"]["all_busy"] or figures[row["torch_format"]]["all_busy"]:
-                verdict = "not judged: only busy blocks"
-            per_round = row.get("ours_over_torch_per_round")
-            if per_round and len(per_round) > 1:
-                verdict += f"; rounds {min(per_round):.2f}-{max(per_round):.2f}"
-            ratio_cell = f"{ratio:.2f} ({verdict}); fit {row['fit_over_torch']:.2f}"
-        else:
-            torch_cell, ratio_cell = "skipped", "-"
+        torch_cell, ratio_cell = torch_cells(row, "ours_trainer")
+        if "fit_over_torch" in row:
+            ratio_cell += f"; fit {row['fit_over_torch']:.2f}"
         lines.append(
             f"| `{row['model']}` (training, batch {row['batch_size']}) "
             f"| {spread(figures['ours_trainer'])} | {spread(figures['ours_fit'])} "
@@ -408,7 +481,7 @@ def measure(args, work: Path) -> list[dict]:
     rows = [measure_model(name, world, args, torch, reason) for name in args.models]
     for row in rows:
         row["threads"] = args.threads
-    inference = measure_inference(world, args)
+    inference = measure_inference(world, args, torch, reason)
     for row in inference:
         row["threads"] = args.threads
     return rows + inference

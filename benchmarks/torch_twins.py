@@ -104,9 +104,16 @@ class DualEncoderTwin(nn.Module):
         self.text_projection = ProjectionHead(256)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
+    def encode_image(self, images):
+        """The "image_encoder" tower: [B, 3, 64, 64] -> L2-normalised [B, 128]."""
+        return self.image_projection(self.cnn(images)[0])
+
+    def encode_text(self, tokens):
+        """The "text_encoder" tower: [B, T] token ids -> L2-normalised [B, 128]."""
+        return self.text_projection(self.text(tokens))
+
     def forward(self, images, tokens):
-        image = self.image_projection(self.cnn(images)[0])
-        text = self.text_projection(self.text(tokens))
+        image, text = self.encode_image(images), self.encode_text(tokens)
         return torch.exp(self.logit_scale.clamp(max=math.log(100.0))) * image @ text.T
 
     @staticmethod

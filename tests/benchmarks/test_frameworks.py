@@ -75,6 +75,19 @@ def test_a_tiny_run_writes_json_markdown_and_chart(tmp_path, monkeypatch):
         assert "torch_per_s" not in training
     assert [row["tower"] for row in inference] == ["image_encoder", "text_encoder"]
     assert all(row["per_s"] > 0 and row["flops_per_example"] > 0 for row in inference)
+    for row in inference:
+        if HAS_TORCH:
+            assert row["ours_over_torch"] == pytest.approx(row["per_s"] / row["torch_per_s"])
+            assert row["figures"][row["torch_format"]]["median"] == row["torch_per_s"] > 0
+        else:
+            assert "torch is not installed" in row["torch_skipped"]
+    twins = {row["tower"]: row.get("torch_format") for row in inference}
+    if HAS_TORCH:
+        assert twins["image_encoder"] in (
+            "torch_image_encoder_nchw",
+            "torch_image_encoder_channels_last",
+        )
+        assert twins["text_encoder"] == "torch_text_encoder"
     report = (tmp_path / "benchmarks.md").read_text()
     assert "| `vqa` (training, batch 8) |" in report and "image_encoder (inference" in report
     assert run.processor_words(results["machine"]) in report
@@ -108,6 +121,41 @@ def test_the_ratio_cell_shows_the_per_round_range_beside_the_verdict():
     assert "| 0.95 (NO; rounds 0.91-1.02); fit 0.99 |" in table, table
     row["ours_over_torch_per_round"] = [0.95]  # one quiet round: no range to show
     assert "| 0.95 (NO); fit 0.99 |" in frameworks.format_rows([row])
+
+
+def test_an_inference_row_shows_the_twin_s_figure_and_the_ratio():
+    def figure(median, busy=False):
+        return {
+            "median": median, "min": median - 10, "max": median + 10, "all_busy": busy,
+            "blocks": 3, "blocks_kept": 3, "others_cpu_share_max": 0.01,
+        }  # fmt: skip
+
+    row = {
+        "benchmark": "inference", "model": "dual_encoder image_encoder",
+        "tower": "image_encoder", "batch_size": 32, "threads": 2, "per_s": 4500.0,
+        "flops_per_example": 3.15e7, "gflops": 141.8, "of_peak": 0.38, "goal_of_peak": 0.6,
+        "peak_gflops": 377.0,
+        "figures": {
+            "image_encoder": figure(4500.0), "peak_matmul": figure(377.0),
+            "torch_image_encoder_nchw": figure(2800.0),
+            "torch_image_encoder_channels_last": figure(5000.0),
+        },
+        "torch_format": "torch_image_encoder_channels_last", "torch_per_s": 5000.0,
+        "ours_over_torch": 0.9, "ours_over_torch_per_round": [0.85, 0.93],
+    }  # fmt: skip
+    table = frameworks.format_rows([row])
+    assert "| 5000 (4990-5010) (channels_last) | 0.90 (NO; rounds 0.85-0.93) |" in table, table
+    row["figures"]["torch_image_encoder_channels_last"]["all_busy"] = True
+    assert "| 0.90 (not judged: only busy blocks; rounds" in frameworks.format_rows([row])
+    text_row = {
+        **row, "model": "dual_encoder text_encoder", "tower": "text_encoder",
+        "figures": {"text_encoder": figure(3000.0), "torch_text_encoder": figure(2000.0)},
+        "torch_format": "torch_text_encoder", "torch_per_s": 2000.0, "ours_over_torch": 1.5,
+        "ours_over_torch_per_round": [1.5],
+    }  # fmt: skip
+    assert "| 2000 (1990-2010) | 1.50 (yes) |" in frameworks.format_rows([text_row])
+    skipped = {key: value for key, value in row.items() if not key.startswith(("torch", "ours"))}
+    assert "| skipped | - |" in frameworks.format_rows([{**skipped, "torch_skipped": "no"}])
 
 
 def test_the_cpu_model_is_read_from_cpuinfo_and_named_in_the_report(tmp_path):
