@@ -266,7 +266,8 @@ def check_hub_flags(args: argparse.Namespace) -> None:
     if args.freeze_text_encoder and not hub_text:
         raise ValueError(
             "--freeze-text-encoder needs a hub: text encoder (--text-encoder hub:...); the "
-            "named ones start from random weights."
+            "named ones have no pretrained weights to keep (--word-vectors only starts their "
+            "embeddings)."
         )
     if args.hub_output_key and not (hub_image or hub_text):
         raise ValueError("--hub-output-key needs a hub: image or text encoder.")

@@ -53,8 +53,9 @@ def build_text_encoder(
         hub_output_key: for a hub encoder with dict outputs, the pooled one (ignored
             by the named encoders).
         trainable: False keeps a hub encoder's weights fixed and runs it in inference
-            mode (`--freeze-text-encoder`); the named encoders start from random
-            weights, so they cannot be frozen.
+            mode (`--freeze-text-encoder`); the named encoders have no pretrained
+            weights to keep (word vectors only start their embeddings), so they
+            cannot be frozen.
 
     Returns:
         A functional `keras.Model` named `model_name` with the input "tokens"
@@ -88,7 +89,7 @@ def build_text_encoder(
     if not trainable:
         raise ValueError(
             f"--freeze-text-encoder applies to a hub: text encoder, not to {name!r}, "
-            "which starts from random weights."
+            "which has no pretrained weights to keep."
         )
     if preprocessor is not None:
         raise ValueError(f"--text-preprocessor applies to a hub: text encoder, not to {name!r}.")

@@ -1,6 +1,7 @@
 """hub:HANDLE encoders: our image and text contracts around TF Hub modules, in every model."""
 
 import dataclasses
+import inspect
 
 import keras
 import numpy as np
@@ -117,6 +118,23 @@ def test_a_frozen_hub_text_module_has_no_trainable_weights(hub_modules):
         "hub:" + hub_modules["text"], vocabulary_size=1, sequence_length=1, trainable=False
     )
     assert encoder.get_layer("encoder").weights and not encoder.trainable_weights
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_ENCODER_MODELS))
+def test_every_model_with_a_text_encoder_freezes_its_hub_text_module(name, hub_modules):
+    spec = get_model_spec(name)
+    arguments = {"vocabulary_size": 20, "sequence_length": 8, "image_size": 16}
+    if "num_classes" in inspect.signature(spec.builder).parameters:
+        arguments["num_classes"] = 3
+    model = build_model(
+        spec,
+        arguments,
+        {"text_encoder": "hub:" + hub_modules["text"], "freeze_text_encoder": True},
+    )
+    (text_module,) = [layer for layer in nested(model) if layer.name == "encoder"]
+    assert isinstance(text_module, HubLayer) and text_module.weights
+    assert not text_module.trainable and not text_module.trainable_weights
+    assert model.trainable_weights  # the rest of the model still trains
 
 
 def test_only_a_hub_text_encoder_can_be_frozen():
