@@ -266,3 +266,21 @@ def test_inference_runs_batch_major_without_the_custom_gradient():
 
     assert "Snapshot" not in graph_ops(False) and "IdentityN" not in graph_ops(False)
     assert {"Snapshot", "IdentityN"} <= graph_ops(True)
+
+
+def test_inference_runs_the_two_halves_of_any_batch_as_two_recurrences():
+    """Two independent recurrences (two recurrent matmuls a step, plus one input
+    projection each), matching Keras for batches unknown when traced, odd, and of one
+    row, where one half is empty."""
+    reference, projected = twin_layers(return_sequences=True, return_state=True)
+    steps, features = SEQUENCES.shape[1:]
+    call = tf.function(
+        lambda sequences: projected(sequences, training=False),
+        input_signature=[tf.TensorSpec([None, steps, features])],
+    )
+    graph = call.get_concrete_function().graph
+    assert sum(op.type == "MatMul" for op in graph.get_operations()) == 2 * steps + 2
+    for rows in (1, 3, 4):
+        sequences = RNG.normal(size=(rows, steps, features)).astype("float32")
+        for got, want in zip(call(sequences), reference(sequences), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
