@@ -52,8 +52,15 @@ class ImageTextAlignmentLSTM(layers.Layer):
         self.embedding_dim = embedding_dim
         self.dropout = dropout
         self.image_projection = layers.Dense(embedding_dim, name="image_projection")
+        # It reads the image first, so it runs after the image encoder with nothing
+        # beside it: the two halves of the batch take the two cores.
         self.lstm = ProjectedInputLSTM(
-            units, return_sequences=True, dropout=dropout, unroll=unroll, name="lstm"
+            units,
+            batch_halves=True,
+            return_sequences=True,
+            dropout=dropout,
+            unroll=unroll,
+            name="lstm",
         )
 
     def build(self, image_features_shape, token_embeddings_shape):

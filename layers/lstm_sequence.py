@@ -18,8 +18,17 @@ once on the way in and once on the way out.
 Inference runs batch-major instead, with no backward pass of its own: with the few
 rows of caption decoding and serving, the [4U, U] x [U, B] matmuls and the layout
 changes cost more than the splits they save (33 steps at B = 3: 7.7 ms feature-major,
-4.0 ms batch-major; at B = 64 the two are within 7%). It runs the two halves of the
-batch as two independent recurrences, which the two cores run side by side.
+4.0 ms batch-major; at B = 64 the two are within 7%).
+
+With `batch_halves`, the two halves of the batch run as two independent recurrences
+(an LSTM's rows never interact), so that one half's element-wise ops run beside the
+other's matmul on a second core. That pays where the LSTM has the machine to itself
+and costs where another tower already runs beside it (twice the ops, each half the
+size): at B = 64, 32 steps, 128 -> 256 the LSTM's training pass took 26.9 instead of
+37.7 ms and show_and_tell trained 13% faster, but dual_encoder and vqa, whose text
+LSTM runs beside the image encoder, trained 4 and 6% slower, and dual_encoder's
+inference at B = 32 took 11.1 instead of 9.7 ms (its text tower alone: 6.2 instead
+of 9.1).
 
 Masks never enter the loop: the caller moves each row's real steps to the front
 first (`compaction_order`), which leaves the usual right-padded rows as they are.
@@ -35,7 +44,9 @@ from keras import ops
 CHUNK_STEPS = 8
 
 
-def lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel, training=True):
+def lstm_sequence(
+    sequences, kernel, bias, h0, c0, recurrent_kernel, training=True, batch_halves=False
+):
     """Runs `z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel` with Keras' gates
     (i, f, c, o; sigmoid and tanh) over every step.
 
@@ -46,22 +57,18 @@ def lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel, training=Tr
         recurrent_kernel: [U, 4U].
         training: True: feature-major, with the hand-written backward pass; False:
             batch-major, for inference (autodiff still differentiates it, slowly).
+        batch_halves: run the two halves of the batch as two independent recurrences,
+            for an LSTM that nothing else runs beside (see the module's docstring).
 
     Returns:
         (H, C): [B, T, U] each, the hidden and cell state after every step.
     """
-    if not training:
-        return _batch_major_lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel)
-    return _lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel)
-
-
-def _batch_major_lstm_sequence(sequences, kernel, bias, h0, c0, recurrent_kernel):
-    # Two independent recurrences over the two halves of the batch: one half's
-    # element-wise ops run beside the other's matmul (an LSTM's rows never interact).
-    # At B = 32 the LSTM took 10.4 instead of 14.9 ms, at B = 8 3.5 instead of 4.5; at
-    # B = 1 one half is empty and costs nothing.
+    recurrence = _lstm_sequence if training else _batch_major_recurrence
+    if not batch_halves:
+        return recurrence(sequences, kernel, bias, h0, c0, recurrent_kernel)
+    # At B = 1 one half is empty and costs nothing.
     halves = [
-        _batch_major_recurrence(x, kernel, bias, h, c, recurrent_kernel)
+        recurrence(x, kernel, bias, h, c, recurrent_kernel)
         for x, h, c in zip(*map(_two_halves, (sequences, h0, c0)), strict=True)
     ]
     return tuple(ops.concatenate(parts, axis=0) for parts in zip(*halves, strict=True))

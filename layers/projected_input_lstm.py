@@ -32,11 +32,22 @@ class ProjectedInputLSTM(layers.LSTM):
     an unknown sequence length, and TensorFlow with a GPU, where `layers.LSTM` may pick
     cuDNN.
 
+    Args:
+        units: as `layers.LSTM`'s, and its other arguments.
+        batch_halves: run the two halves of the batch as two independent recurrences,
+            which two cores run side by side: faster where nothing else runs beside
+            the LSTM (one after an image encoder, a text-only model), slower where
+            another tower does (`layers.lstm_sequence`).
+
     Example:
         >>> lstm = ProjectedInputLSTM(8, return_sequences=True)
         >>> lstm(keras.ops.ones((2, 5, 3))).shape
         (2, 5, 8)
     """
+
+    def __init__(self, units, batch_halves: bool = False, **kwargs):
+        super().__init__(units, **kwargs)
+        self.batch_halves = batch_halves
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
@@ -64,12 +75,22 @@ class ProjectedInputLSTM(layers.LSTM):
         else:
             bias = ops.zeros((4 * cell.units,), dtype)
         hidden, cells = lstm_sequence(
-            sequences, kernel, bias, h0, c0, recurrent_kernel, training=bool(training)
+            sequences,
+            kernel,
+            bias,
+            h0,
+            c0,
+            recurrent_kernel,
+            training=bool(training),
+            batch_halves=self.batch_halves,
         )
         if mask is None:
             last = last_step(hidden)
             return last, hidden, [last, last_step(cells)]
         return _masked_results(hidden, cells, h0, c0, mask, counts, self.zero_output_for_mask)
+
+    def get_config(self):
+        return {**super().get_config(), "batch_halves": self.batch_halves}
 
     def _runs_its_own_loop(self, sequences) -> bool:
         cell = self.cell

@@ -20,6 +20,9 @@ class RecurrentTextEncoder(layers.Layer):
         bidirectional: read the text in both directions and concatenate.
         dropout: dropout on the embeddings.
         unroll: unroll the time loop (faster on CPU for short fixed-length texts).
+        batch_halves: (LSTM only) run the two halves of the batch as two independent
+            recurrences: faster where nothing runs beside the encoder (a text-only
+            model), slower beside an image tower (`layers.ProjectedInputLSTM`).
 
     Call arguments:
         token_ids: int [B, T], 0 for padding.
@@ -45,12 +48,16 @@ class RecurrentTextEncoder(layers.Layer):
         bidirectional: bool = False,
         dropout: float = 0.0,
         unroll: bool = False,
+        batch_halves: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.unroll = unroll
         if cell not in CELLS:
             raise ValueError(f"Unknown cell {cell!r}; expected one of {sorted(CELLS)}.")
+        if batch_halves and cell != "lstm":
+            raise ValueError(f"batch_halves applies to the lstm cell, not to {cell!r}.")
+        self.batch_halves = batch_halves
         self.vocabulary_size = vocabulary_size
         self.embedding_dim = embedding_dim
         self.units = units
@@ -61,8 +68,9 @@ class RecurrentTextEncoder(layers.Layer):
             vocabulary_size, embedding_dim, mask_zero=True, name="token_embedding"
         )
         self.embedding_dropout = layers.Dropout(dropout)
+        halves = {"batch_halves": True} if batch_halves else {}
         recurrent = CELLS[cell](
-            units, return_sequences=True, return_state=True, unroll=unroll, name=cell
+            units, return_sequences=True, return_state=True, unroll=unroll, name=cell, **halves
         )
         self.recurrent = layers.Bidirectional(recurrent) if bidirectional else recurrent
 
@@ -96,5 +104,6 @@ class RecurrentTextEncoder(layers.Layer):
             bidirectional=self.bidirectional,
             dropout=self.dropout,
             unroll=self.unroll,
+            batch_halves=self.batch_halves,
         )
         return config

@@ -108,6 +108,7 @@ def build_pair_classifier(
             preprocessor=text_preprocessor,
             hub_output_key=hub_output_key,
             trainable=not freeze_text_encoder,
+            runs_alone=modalities == "text",
         )(tokens)
     if modalities == "both":
         features = fuse(fusion, image, text, text["mask"], dim=hidden_dim, dropout=dropout)

@@ -22,6 +22,7 @@ def build_text_encoder(
     preprocessor: str | None = None,
     hub_output_key: str | None = None,
     trainable: bool = True,
+    runs_alone: bool = False,
 ) -> keras.Model:
     """Builds a text backbone that maps token ids to per-token features and a pooled vector.
 
@@ -56,6 +57,10 @@ def build_text_encoder(
             mode (`--freeze-text-encoder`); the named encoders have no pretrained
             weights to keep (word vectors only start their embeddings), so they
             cannot be frozen.
+        runs_alone: nothing runs beside the encoder (a text-only model, no image
+            tower): "lstm" then runs the two halves of the batch as two independent
+            recurrences, one a core (`layers.ProjectedInputLSTM`'s `batch_halves`; the
+            other encoders ignore it).
 
     Returns:
         A functional `keras.Model` named `model_name` with the input "tokens"
@@ -126,6 +131,7 @@ def build_text_encoder(
             bidirectional=name == "bilstm",
             dropout=dropout,
             unroll=True,
+            batch_halves=runs_alone and name == "lstm",
             name="encoder",
         )
     tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")

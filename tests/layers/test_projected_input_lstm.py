@@ -50,10 +50,10 @@ def own_loop_runs(monkeypatch):
     return calls
 
 
-def twin_layers(units=4, **settings):
+def twin_layers(units=4, batch_halves=False, **settings):
     """A keras LSTM and a ProjectedInputLSTM holding the same weights."""
     reference = keras.layers.LSTM(units, **settings)
-    projected = ProjectedInputLSTM(units, **settings)
+    projected = ProjectedInputLSTM(units, batch_halves=batch_halves, **settings)
     reference.build(SEQUENCES.shape)
     projected.build(SEQUENCES.shape)
     projected.set_weights(reference.get_weights())
@@ -268,19 +268,57 @@ def test_inference_runs_batch_major_without_the_custom_gradient():
     assert {"Snapshot", "IdentityN"} <= graph_ops(True)
 
 
-def test_inference_runs_the_two_halves_of_any_batch_as_two_recurrences():
-    """Two independent recurrences (two recurrent matmuls a step, plus one input
-    projection each), matching Keras for batches unknown when traced, odd, and of one
-    row, where one half is empty."""
-    reference, projected = twin_layers(return_sequences=True, return_state=True)
-    steps, features = SEQUENCES.shape[1:]
-    call = tf.function(
-        lambda sequences: projected(sequences, training=False),
-        input_signature=[tf.TensorSpec([None, steps, features])],
+def recurrences_and_results(training, batch_halves, batch_sizes=(1, 3, 4)):
+    """How many recurrences the layer's graph holds for a batch unknown when traced, and
+    its outputs and gradients beside Keras' for `batch_sizes` rows (odd, and one row,
+    where one half is empty)."""
+    reference, projected = twin_layers(
+        return_sequences=True, return_state=True, batch_halves=batch_halves
     )
-    graph = call.get_concrete_function().graph
-    assert sum(op.type == "MatMul" for op in graph.get_operations()) == 2 * steps + 2
-    for rows in (1, 3, 4):
-        sequences = RNG.normal(size=(rows, steps, features)).astype("float32")
-        for got, want in zip(call(sequences), reference(sequences), strict=True):
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    steps, features = SEQUENCES.shape[1:]
+
+    def results(layer, sequences):
+        with tf.GradientTape() as tape:
+            tape.watch(sequences)
+            outputs = layer(sequences, training=training)
+            loss = sum(tf.reduce_sum(output * output) for output in outputs)
+        return [*outputs, *tape.gradient(loss, [sequences, *layer.trainable_weights])]
+
+    spec = tf.TensorSpec([None, steps, features])
+    call = tf.function(lambda sequences: results(projected, sequences), input_signature=[spec])
+    forward = tf.function(lambda x: projected(x, training=training), input_signature=[spec])
+    graph = forward.get_concrete_function().graph
+    # Training: one custom-gradient function each (its IdentityN); inference: a
+    # recurrent matmul a step and the input projection each.
+    kinds = collections.Counter(op.type for op in graph.get_operations())
+    recurrences = kinds["IdentityN"] if training else kinds["MatMul"] / (steps + 1)
+    pairs = []
+    for rows in batch_sizes:
+        sequences = tf.constant(RNG.normal(size=(rows, steps, features)).astype("float32"))
+        pairs.append((call(sequences), results(reference, sequences)))
+    return recurrences, pairs
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("batch_halves", [True, False], ids=["halves", "whole"])
+def test_batch_halves_run_two_independent_recurrences_that_match_keras(training, batch_halves):
+    recurrences, pairs = recurrences_and_results(training, batch_halves)
+    assert recurrences == (2 if batch_halves else 1)
+    for got, want in pairs:
+        for value, expected in zip(got, want, strict=True):
+            np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_halves_is_part_of_the_config_and_of_the_zoo_s_aligned_lstm():
+    layer = ProjectedInputLSTM(4, batch_halves=True)
+    clone = ProjectedInputLSTM.from_config(layer.get_config())
+    assert clone.batch_halves and not ProjectedInputLSTM(4).batch_halves
+    # It reads the image first, so nothing runs beside it.
+    assert ImageTextAlignmentLSTM(4, 5).lstm.batch_halves
+    encoder = RecurrentTextEncoder(10, 5, 4, batch_halves=True)
+    assert (
+        encoder.recurrent.batch_halves and not RecurrentTextEncoder(10, 5, 4).recurrent.batch_halves
+    )
+    assert RecurrentTextEncoder.from_config(encoder.get_config()).recurrent.batch_halves
+    with pytest.raises(ValueError, match="batch_halves applies to the lstm cell, not to 'gru'"):
+        RecurrentTextEncoder(10, 5, 4, cell="gru", batch_halves=True)

@@ -90,3 +90,31 @@ def test_a_classifier_on_top_learns(name):
     classifier.fit(tokens, labels, batch_size=32, epochs=10, verbose=0)
     after = float(loss(labels, classifier(tokens)))
     assert after < 0.8 * before
+
+
+def halves_of(model) -> bool:
+    return model.get_layer("encoder").recurrent.batch_halves
+
+
+def test_an_lstm_that_runs_alone_takes_the_batch_in_two_halves():
+    """Two independent recurrences pay where nothing runs beside the encoder and cost
+    where an image tower does, so only a text-only model (or `runs_alone`) asks for
+    them, and only the single-direction LSTM (bilstm's directions already take two cores)."""
+    assert halves_of(build_text_encoder("lstm", **SIZES, runs_alone=True))
+    assert not halves_of(build_text_encoder("lstm", **SIZES))
+    assert (
+        not build_text_encoder("bilstm", **SIZES, runs_alone=True)
+        .get_layer("encoder")
+        .recurrent.forward_layer.batch_halves
+    )
+    transformer = build_text_encoder("transformer", **SIZES, runs_alone=True)
+    assert tuple(transformer(TOKENS)["pooled"].shape) == (2, WIDTHS["transformer"])
+
+
+@pytest.mark.parametrize("variant, alone", [("text_only", True), ("fusion_classifier", False)])
+def test_only_the_text_only_classifier_runs_its_lstm_alone(variant, alone):
+    from models import build_model, get_model_spec
+
+    arguments = {"vocabulary_size": 30, "sequence_length": 7, "num_classes": 2}
+    model = build_model(get_model_spec(variant), arguments, {})
+    assert halves_of(model.get_layer("text_backbone")) is alone
