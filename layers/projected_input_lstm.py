@@ -1,10 +1,28 @@
 """An LSTM that projects its inputs once and runs its own recurrence and backward pass."""
 
+import contextlib
+import threading
+
 import keras
 from keras import layers, ops
 
 from layers.lstm_sequence import compaction_order, lstm_sequence, select_steps
 from layers.time_slices import last_step, only_step
+
+_TRACING = threading.local()
+
+
+@contextlib.contextmanager
+def batch_halves_while_tracing():
+    """Every ProjectedInputLSTM traced inside runs with `batch_halves`: for a graph that
+    runs a tower alone, such as a retrieval export's `encode_text`, where the same
+    tower beside an image tower (`serving_default`) runs its batch whole."""
+    previous = getattr(_TRACING, "batch_halves", False)
+    _TRACING.batch_halves = True
+    try:
+        yield
+    finally:
+        _TRACING.batch_halves = previous
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -37,7 +55,8 @@ class ProjectedInputLSTM(layers.LSTM):
         batch_halves: run the two halves of the batch as two independent recurrences,
             which two cores run side by side: faster where nothing else runs beside
             the LSTM (one after an image encoder, a text-only model), slower where
-            another tower does (`layers.lstm_sequence`).
+            another tower does (`layers.lstm_sequence`); `batch_halves_while_tracing`
+            asks for it in one graph only.
 
     Example:
         >>> lstm = ProjectedInputLSTM(8, return_sequences=True)
@@ -82,7 +101,7 @@ class ProjectedInputLSTM(layers.LSTM):
             c0,
             recurrent_kernel,
             training=bool(training),
-            batch_halves=self.batch_halves,
+            batch_halves=self.batch_halves or getattr(_TRACING, "batch_halves", False),
         )
         if mask is None:
             last = last_step(hidden)

@@ -9,6 +9,7 @@ from datasets.examples import CaptionExamples
 from datasets.pipeline import image_dataset
 from datasets.tokenizers import TextVocabulary
 from evaluation.retrieval import chance_recalls, retrieval_recalls, retrieval_recalls_from_scores
+from layers.projected_input_lstm import batch_halves_while_tracing
 from serving.guards import (
     images_from_bytes,
     on_nonempty_batch,
@@ -93,6 +94,15 @@ class RetrievalEncoders(tf.Module):
 
     @tf.function(reduce_retracing=True)
     def embed_texts(self, texts: tf.Tensor) -> tf.Tensor:
+        """The text tower alone (`encode_text`, ranking every caption): nothing runs
+        beside it, so its LSTM takes the two halves of the batch as two recurrences, one
+        a core (at batch 32: 6.2 instead of 9.1 ms)."""
+        with batch_halves_while_tracing():
+            return self.text_features(texts)
+
+    def text_features(self, texts: tf.Tensor) -> tf.Tensor:
+        """The text tower, traced into the caller's graph: `score` runs it beside the
+        image tower, where the two halves would cost (11.1 instead of 9.7 ms a batch)."""
         (text,) = text_inputs(texts, self.vocabulary, self.options).values()
         return tf.cast(self.text_encoder(text, training=False), tf.float32)
 
@@ -120,7 +130,7 @@ class RetrievalEncoders(tf.Module):
 
         def scores(image_batch, text_batch):
             image_features = self.embed_images(image_batch)
-            return {"score": self.aligned_scores(image_features, self.embed_texts(text_batch))}
+            return {"score": self.aligned_scores(image_features, self.text_features(text_batch))}
 
         return on_nonempty_batch(scores, images, texts)
 
