@@ -334,10 +334,11 @@ def measure_inference(world, args, torch=None, torch_reason=None) -> list[dict]:
     calls, flops = {}, {}
     for tower, (layer, batch) in towers.items():
         forward = tf.function(lambda data, layer=layer: layer(data, training=False))
-        # Traced as the export's encode_text and encode_image run each tower: alone.
+        # Traced (and counted) as the export's encode_text and encode_image run each
+        # tower: alone.
         with batch_halves_while_tracing():
             forward(batch)
-        flops[tower] = graph_flops(lambda data, layer=layer: layer(data, training=False), batch)
+            flops[tower] = graph_flops(lambda data, layer=layer: layer(data, training=False), batch)
         calls[tower] = lambda forward=forward, batch=batch: examples_per_second(
             lambda: forward(batch), args.inference_calls, INFERENCE_BATCH, finish=np.asarray
         )

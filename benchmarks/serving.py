@@ -67,7 +67,7 @@ def in_process_call(module, task: str, images: tf.Tensor, texts: tf.Tensor):
     elif task == "retrieval":  # cosines of the towers, or the joint scorer of pairs
         work = tf.function(
             lambda image_batch, text_batch: module.aligned_scores(
-                module.embed_images(image_batch), module.text_features(text_batch)
+                module.embed_images(image_batch), module.embed_texts_inline(text_batch)
             )
         )
     else:

@@ -20,15 +20,19 @@ rows of caption decoding and serving, the [4U, U] x [U, B] matmuls and the layou
 changes cost more than the splits they save (33 steps at B = 3: 7.7 ms feature-major,
 4.0 ms batch-major; at B = 64 the two are within 7%).
 
-With `batch_halves`, the two halves of the batch run as two independent recurrences
-(an LSTM's rows never interact), so that one half's element-wise ops run beside the
-other's matmul on a second core. That pays where the LSTM has the machine to itself
-and costs where another tower already runs beside it (twice the ops, each half the
-size): at B = 64, 32 steps, 128 -> 256 the LSTM's training pass took 26.9 instead of
-37.7 ms and show_and_tell trained 13% faster, but dual_encoder and vqa, whose text
-LSTM runs beside the image encoder, trained 4 and 6% slower, and dual_encoder's
-inference at B = 32 took 11.1 instead of 9.7 ms (its text tower alone: 6.2 instead
-of 9.1).
+With `batch_halves`, the two halves of a batch of two rows or more run as two
+independent recurrences (an LSTM's rows never interact), so that one half's
+element-wise ops run beside the other's matmul on a second core. That pays where
+the LSTM has the machine to itself and costs where another tower already runs
+beside it (twice the ops, each half the size). Measured on 2 cores (2026-12-03):
+- at B = 64, 32 steps, 128 -> 256 the LSTM's training pass took 26.9 instead of
+  37.7 ms; show_and_tell trained 12 to 13% faster and text_only 32%;
+- dual_encoder and vqa, whose text LSTM runs beside the image encoder, trained 4 and
+  6% slower, and dual_encoder's inference at B = 32 took 11.1 instead of 9.7 ms;
+- dual_encoder's text tower alone at B = 32 (its `encode_text`): 6.2 instead of
+  9.1 ms.
+Below two rows it runs whole (with an unknown batch, a `cond` picks), so that no
+recurrence ever runs on zero rows.
 
 Masks never enter the loop: the caller moves each row's real steps to the front
 first (`compaction_order`), which leaves the usual right-padded rows as they are.
@@ -64,29 +68,40 @@ def lstm_sequence(
         (H, C): [B, T, U] each, the hidden and cell state after every step.
     """
     recurrence = _lstm_sequence if training else _batch_major_recurrence
-    if not batch_halves:
+
+    def whole():
         return recurrence(sequences, kernel, bias, h0, c0, recurrent_kernel)
-    # At B = 1 one half is empty and costs nothing.
-    halves = [
-        recurrence(x, kernel, bias, h, c, recurrent_kernel)
-        for x, h, c in zip(*map(_two_halves, (sequences, h0, c0)), strict=True)
-    ]
-    return tuple(ops.concatenate(parts, axis=0) for parts in zip(*halves, strict=True))
+
+    def halves():
+        parts = [
+            recurrence(x, kernel, bias, h, c, recurrent_kernel)
+            for x, h, c in zip(*map(_two_halves, (sequences, h0, c0)), strict=True)
+        ]
+        return tuple(ops.concatenate(pair, axis=0) for pair in zip(*parts, strict=True))
+
+    rows = sequences.shape[0]
+    if not batch_halves or (rows is not None and rows < 2):
+        return whole()
+    if rows is not None:
+        return halves()
+    return ops.cond(ops.shape(sequences)[0] >= 2, halves, whole)
 
 
-def _two_halves(rows):
-    # A split where the batch is static: its gradient (under a tape in inference mode)
-    # is a concatenation, where a strided slice's is the slow StridedSliceGrad.
-    if rows.shape[0] is None:
-        half = ops.shape(rows)[0] // 2
-        return rows[:half], rows[half:]
-    return tuple(ops.split(rows, [rows.shape[0] // 2], axis=0))
+def _two_halves(tensor):
+    """The first and second half of the batch: a split where the batch is static (its
+    gradient, under a tape in inference mode, is a concatenation, where a strided
+    slice's is the slow StridedSliceGrad)."""
+    rows = tensor.shape[0]
+    if rows is None:
+        half = ops.shape(tensor)[0] // 2
+        return tensor[:half], tensor[half:]
+    return tuple(ops.split(tensor, [rows // 2], axis=0))
 
 
 def _batch_major_recurrence(sequences, kernel, bias, h0, c0, recurrent_kernel):
     # Projected time-major, [T, B, 4U], so that each step is a contiguous slice: from
-    # [B, T, 4U] the unstack copied every step's rows one by one (1.9 ms of the text
-    # tower's 15 ms at B = 32).
+    # [B, T, 4U] the unstack copied every step's rows one by one (1.9 ms a call in a
+    # profile of the text tower at B = 32, 2026-12-02).
     projected = ops.matmul(ops.transpose(sequences, (1, 0, 2)), kernel) + bias
     h, c = h0, c0
     hs, cs = [], []

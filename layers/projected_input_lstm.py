@@ -14,9 +14,15 @@ _TRACING = threading.local()
 
 @contextlib.contextmanager
 def batch_halves_while_tracing():
-    """Every ProjectedInputLSTM traced inside runs with `batch_halves`: for a graph that
-    runs a tower alone, such as a retrieval export's `encode_text`, where the same
-    tower beside an image tower (`serving_default`) runs its batch whole."""
+    """Every ProjectedInputLSTM traced inside, unless built with `batch_halves=False`,
+    runs the two halves of its batch as two recurrences: for a graph that runs a tower
+    alone, such as a retrieval export's `encode_text`, where the same tower beside an
+    image tower (`serving_default`) runs its batch whole.
+
+    It acts while a function is traced, so it must sit inside the traced function
+    (or around the first call of a new one): a `tf.function` or `jax.jit` traced before
+    keeps the graph it has.
+    """
     previous = getattr(_TRACING, "batch_halves", False)
     _TRACING.batch_halves = True
     try:
@@ -52,11 +58,10 @@ class ProjectedInputLSTM(layers.LSTM):
 
     Args:
         units: as `layers.LSTM`'s, and its other arguments.
-        batch_halves: run the two halves of the batch as two independent recurrences,
-            which two cores run side by side: faster where nothing else runs beside
-            the LSTM (one after an image encoder, a text-only model), slower where
-            another tower does (`layers.lstm_sequence`); `batch_halves_while_tracing`
-            asks for it in one graph only.
+        batch_halves: True: run the two halves of the batch as two independent
+            recurrences, one a core, which pays where nothing else runs beside the
+            LSTM and costs where another tower does (`layers.lstm_sequence` has the
+            figures); False: never; None: only inside `batch_halves_while_tracing`.
 
     Example:
         >>> lstm = ProjectedInputLSTM(8, return_sequences=True)
@@ -64,7 +69,7 @@ class ProjectedInputLSTM(layers.LSTM):
         (2, 5, 8)
     """
 
-    def __init__(self, units, batch_halves: bool = False, **kwargs):
+    def __init__(self, units, *, batch_halves: bool | None = None, **kwargs):
         super().__init__(units, **kwargs)
         self.batch_halves = batch_halves
 
@@ -101,15 +106,24 @@ class ProjectedInputLSTM(layers.LSTM):
             c0,
             recurrent_kernel,
             training=bool(training),
-            batch_halves=self.batch_halves or getattr(_TRACING, "batch_halves", False),
+            batch_halves=self._runs_batch_halves(),
         )
         if mask is None:
             last = last_step(hidden)
             return last, hidden, [last, last_step(cells)]
         return _masked_results(hidden, cells, h0, c0, mask, counts, self.zero_output_for_mask)
 
+    def _runs_batch_halves(self) -> bool:
+        if self.batch_halves is None:
+            return getattr(_TRACING, "batch_halves", False)
+        return self.batch_halves
+
     def get_config(self):
-        return {**super().get_config(), "batch_halves": self.batch_halves}
+        # Left out when unset, so that a saved model still loads where the option is unknown.
+        config = super().get_config()
+        if self.batch_halves is not None:
+            config["batch_halves"] = self.batch_halves
+        return config
 
     def _runs_its_own_loop(self, sequences) -> bool:
         cell = self.cell

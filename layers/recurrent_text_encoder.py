@@ -20,9 +20,11 @@ class RecurrentTextEncoder(layers.Layer):
         bidirectional: read the text in both directions and concatenate.
         dropout: dropout on the embeddings.
         unroll: unroll the time loop (faster on CPU for short fixed-length texts).
-        batch_halves: (LSTM only) run the two halves of the batch as two independent
-            recurrences: faster where nothing runs beside the encoder (a text-only
-            model), slower beside an image tower (`layers.ProjectedInputLSTM`).
+        batch_halves: (one-direction LSTM only) run the two halves of the batch as
+            two independent recurrences, for an encoder that nothing runs beside (a
+            text-only model; `layers.ProjectedInputLSTM`). A bidirectional LSTM never
+            does, even inside `batch_halves_while_tracing`: its two directions already
+            take two cores.
 
     Call arguments:
         token_ids: int [B, T], 0 for padding.
@@ -55,8 +57,11 @@ class RecurrentTextEncoder(layers.Layer):
         self.unroll = unroll
         if cell not in CELLS:
             raise ValueError(f"Unknown cell {cell!r}; expected one of {sorted(CELLS)}.")
-        if batch_halves and cell != "lstm":
-            raise ValueError(f"batch_halves applies to the lstm cell, not to {cell!r}.")
+        if batch_halves and (cell != "lstm" or bidirectional):
+            raise ValueError(
+                "batch_halves applies to the one-direction lstm cell, not to "
+                f"{'a bidirectional ' if bidirectional else ''}{cell!r}."
+            )
         self.batch_halves = batch_halves
         self.vocabulary_size = vocabulary_size
         self.embedding_dim = embedding_dim
@@ -68,7 +73,9 @@ class RecurrentTextEncoder(layers.Layer):
             vocabulary_size, embedding_dim, mask_zero=True, name="token_embedding"
         )
         self.embedding_dropout = layers.Dropout(dropout)
-        halves = {"batch_halves": True} if batch_halves else {}
+        halves = {}  # unset: the LSTM follows batch_halves_while_tracing
+        if cell == "lstm" and (bidirectional or batch_halves):
+            halves["batch_halves"] = not bidirectional
         recurrent = CELLS[cell](
             units, return_sequences=True, return_state=True, unroll=unroll, name=cell, **halves
         )
@@ -104,6 +111,7 @@ class RecurrentTextEncoder(layers.Layer):
             bidirectional=self.bidirectional,
             dropout=self.dropout,
             unroll=self.unroll,
-            batch_halves=self.batch_halves,
         )
+        if self.batch_halves:  # left out when unset: older code still loads the model
+            config["batch_halves"] = True
         return config

@@ -84,11 +84,14 @@ def outputs_and_gradients(layer, mask, training=False, sequences=SEQUENCES, init
 
 # Training runs the feature-major recurrence and its own backward pass, inference the
 # batch-major one (differentiated by autodiff).
+@pytest.mark.parametrize("batch_halves", [False, True], ids=["whole", "halves"])
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("setting", list(SETTINGS))
-def test_outputs_and_gradients_match_keras_lstm(setting, masked, training, own_loop_runs):
-    reference, projected = twin_layers(**SETTINGS[setting])
+def test_outputs_and_gradients_match_keras_lstm(
+    setting, masked, training, batch_halves, own_loop_runs
+):
+    reference, projected = twin_layers(batch_halves=batch_halves, **SETTINGS[setting])
     mask = MASK if masked else None
     expected_outputs, expected_gradients = outputs_and_gradients(reference, mask)
     outputs, gradients = outputs_and_gradients(projected, mask, training=training)
@@ -268,13 +271,40 @@ def test_inference_runs_batch_major_without_the_custom_gradient():
     assert {"Snapshot", "IdentityN"} <= graph_ops(True)
 
 
-def recurrences_and_results(training, batch_halves, batch_sizes=(1, 3, 4)):
-    """How many recurrences the layer's graph holds for a batch unknown when traced, and
-    its outputs and gradients beside Keras' for `batch_sizes` rows (odd, and one row,
-    where one half is empty)."""
-    reference, projected = twin_layers(
-        return_sequences=True, return_state=True, batch_halves=batch_halves
+def all_operations(graph):
+    """The graph's ops and those of every function it holds (cond branches, custom
+    gradients), recursively."""
+    operations = list(graph.get_operations())
+    for function in graph._functions.values():
+        operations += all_operations(function.graph)
+    return operations
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize(
+    "batch_halves, rows, recurrences",
+    [(False, None, 1), (False, 4, 1), (True, 4, 2), (True, 1, 1), (True, None, 3)],
+    ids=["whole", "whole-static", "halves-static", "halves-one-row", "halves-unknown"],
+)
+def test_batch_halves_run_two_independent_recurrences(training, batch_halves, rows, recurrences):
+    """Two recurrences for a static batch of two rows or more, one below (never one on
+    zero rows), and for a batch unknown when traced a cond between the two (2 + 1).
+    Counted as custom-gradient functions (their IdentityN) in training, as recurrent
+    matmuls (a step's and the input projection) in inference."""
+    _, projected = twin_layers(batch_halves=batch_halves)
+    steps, features = SEQUENCES.shape[1:]
+    spec = tf.TensorSpec([rows, steps, features])
+    forward = tf.function(lambda x: projected(x, training=training), input_signature=[spec])
+    kinds = collections.Counter(
+        op.type for op in all_operations(forward.get_concrete_function().graph)
     )
+    assert (kinds["IdentityN"] if training else kinds["MatMul"] / (steps + 1)) == recurrences
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+def test_halves_of_a_batch_unknown_when_traced_match_keras(training):
+    """The cond's two branches (one row, two or more, odd), gradients included."""
+    reference, projected = twin_layers(return_sequences=True, return_state=True, batch_halves=True)
     steps, features = SEQUENCES.shape[1:]
 
     def results(layer, sequences):
@@ -286,39 +316,31 @@ def recurrences_and_results(training, batch_halves, batch_sizes=(1, 3, 4)):
 
     spec = tf.TensorSpec([None, steps, features])
     call = tf.function(lambda sequences: results(projected, sequences), input_signature=[spec])
-    forward = tf.function(lambda x: projected(x, training=training), input_signature=[spec])
-    graph = forward.get_concrete_function().graph
-    # Training: one custom-gradient function each (its IdentityN); inference: a
-    # recurrent matmul a step and the input projection each.
-    kinds = collections.Counter(op.type for op in graph.get_operations())
-    recurrences = kinds["IdentityN"] if training else kinds["MatMul"] / (steps + 1)
-    pairs = []
-    for rows in batch_sizes:
+    for rows in (1, 3, 4):
         sequences = tf.constant(RNG.normal(size=(rows, steps, features)).astype("float32"))
-        pairs.append((call(sequences), results(reference, sequences)))
-    return recurrences, pairs
-
-
-@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
-@pytest.mark.parametrize("batch_halves", [True, False], ids=["halves", "whole"])
-def test_batch_halves_run_two_independent_recurrences_that_match_keras(training, batch_halves):
-    recurrences, pairs = recurrences_and_results(training, batch_halves)
-    assert recurrences == (2 if batch_halves else 1)
-    for got, want in pairs:
-        for value, expected in zip(got, want, strict=True):
+        for value, expected in zip(call(sequences), results(reference, sequences), strict=True):
             np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_batch_halves_is_part_of_the_config_and_of_the_zoo_s_aligned_lstm():
+def test_batch_halves_in_the_config_and_in_the_zoo_s_recurrent_layers():
     layer = ProjectedInputLSTM(4, batch_halves=True)
-    clone = ProjectedInputLSTM.from_config(layer.get_config())
-    assert clone.batch_halves and not ProjectedInputLSTM(4).batch_halves
+    assert ProjectedInputLSTM.from_config(layer.get_config()).batch_halves is True
+    # Unset (follow batch_halves_while_tracing), it is left out of the config.
+    assert ProjectedInputLSTM(4).batch_halves is None
+    assert "batch_halves" not in ProjectedInputLSTM(4).get_config()
+    with pytest.raises(TypeError):
+        ProjectedInputLSTM(4, "tanh")  # keyword-only: not where LSTM's activation sits
     # It reads the image first, so nothing runs beside it.
-    assert ImageTextAlignmentLSTM(4, 5).lstm.batch_halves
+    assert ImageTextAlignmentLSTM(4, 5).lstm.batch_halves is True
     encoder = RecurrentTextEncoder(10, 5, 4, batch_halves=True)
-    assert (
-        encoder.recurrent.batch_halves and not RecurrentTextEncoder(10, 5, 4).recurrent.batch_halves
-    )
+    assert encoder.recurrent.batch_halves is True
     assert RecurrentTextEncoder.from_config(encoder.get_config()).recurrent.batch_halves
-    with pytest.raises(ValueError, match="batch_halves applies to the lstm cell, not to 'gru'"):
-        RecurrentTextEncoder(10, 5, 4, cell="gru", batch_halves=True)
+    assert RecurrentTextEncoder(10, 5, 4).recurrent.batch_halves is None
+    assert "batch_halves" not in RecurrentTextEncoder(10, 5, 4).get_config()
+    # Its two directions already take two cores.
+    bidirectional = RecurrentTextEncoder(10, 5, 4, bidirectional=True).recurrent
+    assert bidirectional.forward_layer.batch_halves is False
+    assert bidirectional.backward_layer.batch_halves is False
+    for refused in ({"cell": "gru"}, {"bidirectional": True}):
+        with pytest.raises(ValueError, match="batch_halves applies to the one-direction lstm"):
+            RecurrentTextEncoder(10, 5, 4, batch_halves=True, **refused)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from datasets.sources import TASK_DATA
-from layers import projected_input_lstm
+from layers import RecurrentTextEncoder, projected_input_lstm
 from layers.projected_input_lstm import batch_halves_while_tracing
 from models import build_model, get_model_spec
 from tasks import get_task
@@ -39,6 +39,14 @@ def test_the_scope_applies_while_tracing_inside_it_only(traced_halves):
         layer(sequences)  # the inner scope restored the outer one
     layer(sequences)
     assert traced_halves == [True, True, False]
+
+
+def test_the_scope_leaves_a_bidirectional_lstm_and_an_explicit_false_whole(traced_halves):
+    tokens = np.array([[3, 1, 4, 0], [2, 7, 1, 8]], "int32")
+    with batch_halves_while_tracing():
+        RecurrentTextEncoder(10, 5, 4, bidirectional=True)(tokens)
+        projected_input_lstm.ProjectedInputLSTM(4, batch_halves=False)(np.zeros((2, 3, 5)))
+    assert traced_halves == [False, False, False]
 
 
 def test_encode_text_runs_the_halves_and_score_the_whole_batch(tiny_shapes_world, traced_halves):
