@@ -55,11 +55,14 @@ def test_every_text_task_feeds_wordpiece_ids_from_its_pipeline(task_name, tiny_s
     assert tokens.max() < text.size and (tokens[:, 0] >= len(RESERVED_TOKENS)).all()
 
 
-# A shapes world big enough for a captioner to learn in a few epochs at 32 px. After 2
-# epochs (--deterministic) BLEU-4 was 0.34 (word) and 0.38 (wordpiece), the baseline 0.17.
+# A shapes world big enough for a captioner to learn in a few epochs at 32 px. One seed's
+# BLEU-4 moves with the seed and with the host's CPU (oneDNN's kernels differ by ISA):
+# after 4 epochs, seeds 0 to 3 gave word 0.30 to 0.42, wordpiece 0.33 to 0.41, wordpiece /
+# word 0.94 to 1.12, the baseline 0.17. After 2 epochs the ratio spread over 0.86 to 1.12
+# here and was 0.84 on CI's host, so a bound of 0.9 there failed on noise.
 COMPARISON_COUNTS = {"train": 400, "val": 20, "test": 50}
 COMPARISON_WORLD = "shapes:{train},{val},{test}".format(**COMPARISON_COUNTS)
-COMPARISON_FLAGS = ["--model", "show_and_tell", "--dataset", COMPARISON_WORLD, "--epochs", "2"]
+COMPARISON_FLAGS = ["--model", "show_and_tell", "--dataset", COMPARISON_WORLD, "--epochs", "4"]
 COMPARISON_FLAGS += ["--batch-size", "16", "--image-size", "32", "--vocab-size", "300"]
 COMPARISON_FLAGS += ["--deterministic", "--beam-size", "1"]
 
@@ -90,7 +93,9 @@ def test_a_wordpiece_captioner_reaches_the_word_captioners_bleu(tmp_path):
         metrics = {tokenizer: run.result() for tokenizer, run in runs.items()}
     word, wordpiece = metrics["word"]["metrics"], metrics["wordpiece"]["metrics"]
     assert word["bleu_4"] > 1.5 * metrics["word"]["baseline"]["bleu_4"], word
-    assert wordpiece["bleu_4"] >= 0.9 * word["bleu_4"], (wordpiece, word)
+    # Within one seed's noise of the word captioner (above); a broken tokenization
+    # falls to about the baseline, half of this bound.
+    assert wordpiece["bleu_4"] >= 0.85 * word["bleu_4"], (wordpiece, word)
     # The export's signature detokenizes: clean words, no pieces or reserved tokens, and
     # it needs no tf-text op.
     version_dir = tmp_path / "wordpiece" / "1"
