@@ -30,7 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import keras  # noqa: E402  (after the path is set)
+from training.lean_import import import_tensorflow  # noqa: E402  (after the path is set)
+
+import_tensorflow()  # as train.py imports it: with oneDNN's kernels (training/onednn.py)
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.results_file import report  # noqa: E402

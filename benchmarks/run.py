@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import frameworks, input_pipeline, serving  # noqa: E402
 from benchmarks.rounds import BUSY_SHARE  # noqa: E402
+from training.onednn import onednn_enabled  # noqa: E402
 
 BENCHMARKS = ("frameworks", "input_pipeline", "serving")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -72,6 +73,7 @@ def machine() -> dict:
         "cpus": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
         "cpu_model": cpu_model(),
+        "onednn": onednn_enabled(),
         "python": platform.python_version(),
         **versions,
     }
@@ -93,7 +95,10 @@ def run_one(name: str, flags: list[str], work: Path) -> list[dict]:
 
 def processor_words(machine_record: dict) -> str:
     model = machine_record.get("cpu_model")  # absent from runs before it was recorded
-    return ", ".join(part for part in (machine_record["processor"], model) if part)
+    kernels = {True: "oneDNN kernels on", False: "oneDNN kernels off"}.get(
+        machine_record.get("onednn")  # absent before 2026-12-03
+    )
+    return ", ".join(part for part in (machine_record["processor"], model, kernels) if part)
 
 
 def markdown(results: dict) -> str:

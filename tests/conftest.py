@@ -4,7 +4,10 @@ import os
 
 import pytest
 
+from training.onednn import prefer_onednn
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_onednn()  # the kernels train.py runs, here and in the processes tests start
 
 TINY_COUNTS = {"train": 48, "val": 8, "test": 8}
 # Folders whose files share session fixtures that are costly to build (tests/serving: an

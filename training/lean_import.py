@@ -22,6 +22,8 @@ import importlib.abc
 import importlib.util
 import sys
 
+from training.onednn import prefer_onednn
+
 # (package, the module whose optional import of it is skipped, the names holding what
 # that import bound: (module, name), or none where nothing outside the import uses it).
 SKIPPED = (
@@ -79,9 +81,11 @@ LAZY = {"jax": _lazy_jit, "matplotlib": _LazyModule("matplotlib.pyplot")}
 
 
 def import_tensorflow():
-    """`import tensorflow`, skipping the unused optional imports; returns the module."""
+    """`import tensorflow`, skipping the unused optional imports, with oneDNN's kernels
+    asked for (`training.onednn`); returns the module."""
     if "tensorflow" in sys.modules:  # waits for an import another thread has begun
         return importlib.import_module("tensorflow")
+    prefer_onednn()
     finder = _SkipOptionalImports()
     sys.meta_path.insert(0, finder)
     try:

@@ -180,6 +180,8 @@ def test_the_cpu_model_is_read_from_cpuinfo_and_named_in_the_report(tmp_path):
     record = {"processor": "x86_64", "cpu_model": "AMD EPYC 9R14"}
     assert run.processor_words(record) == "x86_64, AMD EPYC 9R14"
     assert run.processor_words({"processor": "x86_64"}) == "x86_64"  # an older record
+    record["onednn"] = False
+    assert run.processor_words(record) == "x86_64, AMD EPYC 9R14, oneDNN kernels off"
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (benchmarks/requirements.txt)")

@@ -1,4 +1,5 @@
-"""import_tensorflow(): TensorFlow without jax and matplotlib.pyplot, which still work later."""
+"""import_tensorflow(): TensorFlow without jax and matplotlib.pyplot, which still work later,
+and with oneDNN's kernels unless the environment turns them off."""
 
 import json
 import subprocess
@@ -8,14 +9,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
-import importlib, importlib.util, json, sys
+import importlib, importlib.util, json, os, sys
 import train  # train.py imports TensorFlow through import_tensorflow() first
 from training.lean_import import import_tensorflow
+from training.onednn import onednn_enabled
 
 tf = sys.modules["tensorflow"]
 result = {
     "loaded_at_import": [name for name in ("jax", "matplotlib.pyplot") if name in sys.modules],
     "same_module": import_tensorflow() is tf,
+    "onednn": [os.environ.get("TF_ENABLE_ONEDNN_OPTS"), onednn_enabled()],
 }
 lite = importlib.import_module("tensorflow.lite.python.lite")
 gallery = importlib.import_module("keras.src.visualization.plot_image_gallery")
@@ -52,4 +55,25 @@ def test_tensorflow_imports_without_jax_and_pyplot_which_load_on_first_use():
         "same_module": True,
         "jit": True,
         "pyplot": True,
+        # TensorFlow's own default turns them on only with AVX512_VNNI, AVX512_BF16 or AMX.
+        "onednn": ["1", True],
     }
+
+
+def test_a_user_s_tf_enable_onednn_opts_0_stays():
+    script = (
+        "from training.lean_import import import_tensorflow; import_tensorflow(); "
+        "import os; from training.onednn import onednn_enabled; "
+        "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], onednn_enabled())"
+    )
+    environment = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**environment, "TF_ENABLE_ONEDNN_OPTS": "0"},
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == ["0", "False"]
