@@ -62,6 +62,21 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
     return names[0] if names else None
 
 
+# The x86 features that decide TensorFlow's default for oneDNN (training/onednn.py) and
+# the widest vectors its kernels can use.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str] | None:
+    """Which of CPU_FLAGS the first CPU has, where Linux lists its flags."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return None
+    listed = [line.split(":", 1)[1].split() for line in lines if line.startswith("flags")]
+    return [flag for flag in CPU_FLAGS if flag in listed[0]] if listed else None
+
+
 def machine() -> dict:
     versions = {}
     for module in ("tensorflow", "keras", "torch", "numpy"):
@@ -73,6 +88,7 @@ def machine() -> dict:
         "cpus": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
         "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "onednn": onednn_enabled(),
         "python": platform.python_version(),
         **versions,

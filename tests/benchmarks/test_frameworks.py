@@ -6,11 +6,13 @@ twin tests are skipped and the run reports the torch part as skipped, with the r
 
 import importlib.util
 import json
+import platform
 
 import numpy as np
 import pytest
 
 from benchmarks import frameworks, run
+from training.onednn import X86
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -47,6 +49,8 @@ def test_a_tiny_run_writes_json_markdown_and_chart(tmp_path, monkeypatch):
     assert run.main(["--quick", "--only", "frameworks", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "benchmarks.json").read_text())
     assert results["quick"] and results["machine"]["cpus"] >= 1
+    # conftest asks for oneDNN's kernels on x86 as train.py does, whatever TF's default.
+    assert results["machine"]["onednn"] is (platform.machine() in X86)
     training, *inference = results["frameworks"]
     assert training["model"] == "vqa" and training["training_flops_per_example"] > 0
     peak = training["peak_gflops"]
@@ -174,9 +178,12 @@ def test_the_cpu_model_is_read_from_cpuinfo_and_named_in_the_report(tmp_path):
         "processor\t: 1\nmodel name\t: AMD EPYC 9R14\n"
     )
     assert run.cpu_model(cpuinfo) == "AMD EPYC 9R14"
+    assert run.cpu_flags(cpuinfo) == ["avx2"]
     assert run.cpu_model(tmp_path / "missing") is None
     cpuinfo.write_text("processor\t: 0\n")  # e.g. some ARM kernels name no model
-    assert run.cpu_model(cpuinfo) is None
+    assert run.cpu_model(cpuinfo) is None and run.cpu_flags(cpuinfo) is None
+    cpuinfo.write_text("flags\t: fpu avx2 avx512f avx512_vnni amx_tile sse4_2\n")
+    assert run.cpu_flags(cpuinfo) == ["avx2", "avx512f", "avx512_vnni", "amx_tile"]
     record = {"processor": "x86_64", "cpu_model": "AMD EPYC 9R14"}
     assert run.processor_words(record) == "x86_64, AMD EPYC 9R14"
     assert run.processor_words({"processor": "x86_64"}) == "x86_64"  # an older record

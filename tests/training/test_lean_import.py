@@ -2,9 +2,14 @@
 and with oneDNN's kernels unless the environment turns them off."""
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from training.onednn import X86
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +60,7 @@ def test_tensorflow_imports_without_jax_and_pyplot_which_load_on_first_use():
         "same_module": True,
         "jit": True,
         "pyplot": True,
-        # TensorFlow's own default turns them on only with AVX512_VNNI, AVX512_BF16 or AMX.
+        # TensorFlow's own default: on only with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX.
         "onednn": ["1", True],
     }
 
@@ -77,3 +82,46 @@ def test_a_user_s_tf_enable_onednn_opts_0_stays():
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.split() == ["0", "False"]
+
+
+# Stops the process when `tensorflow` is first imported, printing the variable as it was
+# then, so nothing is loaded.
+FIRST_TENSORFLOW_IMPORT = """
+import importlib, importlib.abc, os, sys
+
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name == "keras":
+            print(name, os.environ.get("TF_ENABLE_ONEDNN_OPTS"), flush=True)
+            os._exit(0)
+
+sys.meta_path.insert(0, Watch())
+sys.argv = [sys.argv[1]]
+importlib.import_module(sys.argv[0])
+print("no import", flush=True)
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in X86, reason="oneDNN is asked for on x86 only")
+@pytest.mark.parametrize(
+    "module",
+    [
+        "train",
+        "convert_dataset",
+        "benchmarks.frameworks",
+        "benchmarks.input_pipeline",
+        "benchmarks.serving",
+        "benchmarks.run",
+    ],
+)
+def test_every_entry_point_asks_for_onednn_before_tensorflow_or_keras_loads(module):
+    completed = subprocess.run(
+        [sys.executable, "-c", FIRST_TENSORFLOW_IMPORT, module],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == ["tensorflow", "1"], completed.stdout

@@ -59,9 +59,13 @@ def test_a_killed_worker_fails_its_peer_fast_and_both_resume(tiny_shapes_world, 
     assert time.monotonic() - killed_at < PEER_FAILURE_SECONDS
     message = next(line for line in chief.lines if line.startswith("error: "))
     assert f"a peer worker failed or became unreachable (worker 1 at {addresses[1]})" in message
-    assert (
-        f"after global step {kill_step} (epoch 2, batch {kill_step - STEPS_PER_EPOCH})" in message
-    )
+    # The worker pauses once its step is done; the chief's share of that step's last
+    # collective can still be in flight, and under load it was (CI-sized run, 2 cores:
+    # "after global step 14" for a pause at 15). Either is the chief's true count.
+    assert any(
+        f"after global step {step} (epoch 2, batch {step - STEPS_PER_EPOCH})" in message
+        for step in (kill_step, kill_step - 1)
+    ), message
     assert "restart all workers (the same command on each) to resume from the last" in message
     assert str(checkpoints) in message
     assert "Traceback" not in chief.output
