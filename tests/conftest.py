@@ -8,6 +8,10 @@ from training.onednn import prefer_onednn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 prefer_onednn()  # the kernels train.py runs, here and in the processes tests start
+# One intra-op thread per process, here and in the processes tests start: `make test` runs
+# three workers on two cores, and each op's thread pool then only fought the others for
+# them (the same files took 12% longer with TensorFlow's default of one thread per core).
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 TINY_COUNTS = {"train": 48, "val": 8, "test": 8}
 # Folders whose files share session fixtures that are costly to build (tests/serving: an
@@ -52,7 +56,7 @@ def mixed_bfloat16():
 
 
 # The longest files (training subprocesses, train.py runs; 40 to 150 s each in a full
-# run), longest first, so that the short files fill both xdist workers at the end
+# run), longest first, so that the short files fill every xdist worker at the end
 # instead of one worker finishing a long file alone.
 LONGEST_FIRST = (
     "tests/models/test_registry_models.py",
